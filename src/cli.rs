@@ -1,0 +1,52 @@
+//! The command line: global flags and the subcommands, as clap definitions.
+//!
+//! The man pages and shell completions are generated from these definitions.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands::{advance, doctor, exec, queue, task};
+
+/// Drive coding-agent tasks through a stage pipeline with quality gates.
+///
+/// Every subcommand runs one step and exits. All of them share one SQLite file that holds a
+/// durable per-task transition lease and an expected-stage compare-and-swap, so a cron job, a CI
+/// step and an operator racing on one task never contradict each other.
+#[derive(Debug, Parser)]
+#[command(name = "orch", version, about, long_about, propagate_version = true)]
+pub struct Cli {
+    /// The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print less: no progress, only results and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more detail.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Register, inspect, hold and release tasks.
+    #[command(subcommand)]
+    Task(task::TaskCommand),
+    /// Move one task along one edge: lease, the edge's gates, CAS, history.
+    Advance(advance::AdvanceArgs),
+    /// The read-only operator view; never writes.
+    Queue(queue::QueueArgs),
+    /// Print the stage table, the gates and the effective config; check invariants.
+    Doctor(doctor::DoctorArgs),
+    /// Run a command in its own process group with a deadline: a tree-safe timeout(1).
+    Exec(exec::ExecArgs),
+}

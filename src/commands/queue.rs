@@ -1,0 +1,41 @@
+//! `orch queue`: the read-only operator view. Never writes, never creates a file, and works on a
+//! database in a read-only location.
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+
+use crate::error::Exit;
+use crate::store::Store;
+use crate::{queue, Context};
+
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    /// Output format (`--json` is the same as `--format json`).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+pub fn run(ctx: &Context, args: QueueArgs) -> Result<Exit> {
+    let mut store = Store::open_read_only(&ctx.config.db_path)?;
+    let view = store.snapshot(|db| queue::build(db, &ctx.config))?;
+    let format = if ctx.ui.json {
+        Format::Json
+    } else {
+        args.format
+    };
+    match format {
+        Format::Json => ctx.ui.json(&view)?,
+        Format::Text => {
+            for line in queue::render_text(&view) {
+                ctx.ui.line(line);
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}

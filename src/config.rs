@@ -1,0 +1,393 @@
+//! Every `ORCH_*` key orch reads, parsed once into a typed `Config`.
+//!
+//! Nothing else in the crate calls `std::env::var`. A bad value never stops a command: the key
+//! falls back to its default, the problem becomes a one-line warning, and `orch doctor` reports it
+//! and exits non-zero. Flags override env. `.env.example` lists exactly the keys read here.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Where an effective value came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Default,
+    Env,
+    Flag,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Default => "default",
+            Source::Env => "env",
+            Source::Flag => "flag",
+        })
+    }
+}
+
+/// One key as `orch doctor` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Entry {
+    pub key: &'static str,
+    pub value: String,
+    pub source: Source,
+}
+
+/// A value that could not be used; its key fell back to the default.
+#[derive(Clone, Debug, Serialize)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The first signal sent to a process group that outlives its deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+pub enum KillSignal {
+    #[value(name = "INT")]
+    Int,
+    #[value(name = "TERM")]
+    Term,
+}
+
+impl KillSignal {
+    pub fn signal(self) -> nix::sys::signal::Signal {
+        match self {
+            KillSignal::Int => nix::sys::signal::Signal::SIGINT,
+            KillSignal::Term => nix::sys::signal::Signal::SIGTERM,
+        }
+    }
+}
+
+/// Which repositories the transition lease covers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum RepoScope {
+    All,
+    Only(Vec<String>),
+}
+
+impl RepoScope {
+    pub fn covers(&self, repo: &str) -> bool {
+        match self {
+            RepoScope::All => true,
+            RepoScope::Only(repos) => repos.iter().any(|r| r == repo),
+        }
+    }
+}
+
+/// A value type a key can hold: how to parse it from the environment and show it back.
+trait Value: Sized {
+    fn parse(raw: &str) -> Result<Self, String>;
+    fn show(&self) -> String;
+}
+
+impl Value for bool {
+    fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err("is not a boolean (use true or false)".into()),
+        }
+    }
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Value for u32 {
+    fn parse(raw: &str) -> Result<Self, String> {
+        raw.trim()
+            .parse()
+            .map_err(|_| "is not a non-negative integer".into())
+    }
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Value for u64 {
+    fn parse(raw: &str) -> Result<Self, String> {
+        raw.trim()
+            .parse()
+            .map_err(|_| "is not a non-negative integer".into())
+    }
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Value for Duration {
+    fn parse(raw: &str) -> Result<Self, String> {
+        parse_duration(raw)
+    }
+    fn show(&self) -> String {
+        humantime::format_duration(*self).to_string()
+    }
+}
+
+impl Value for Option<String> {
+    fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        Ok((!raw.is_empty()).then(|| raw.to_string()))
+    }
+    fn show(&self) -> String {
+        self.clone().unwrap_or_else(|| "(unset)".into())
+    }
+}
+
+impl Value for KillSignal {
+    fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim().to_ascii_uppercase().trim_start_matches("SIG") {
+            "INT" => Ok(KillSignal::Int),
+            "TERM" => Ok(KillSignal::Term),
+            _ => Err("is not a kill signal (use INT or TERM)".into()),
+        }
+    }
+    fn show(&self) -> String {
+        match self {
+            KillSignal::Int => "INT".into(),
+            KillSignal::Term => "TERM".into(),
+        }
+    }
+}
+
+impl Value for RepoScope {
+    fn parse(raw: &str) -> Result<Self, String> {
+        let repos: Vec<String> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(String::from)
+            .collect();
+        if repos.is_empty() {
+            Err("is empty (use `*` for every repository)".into())
+        } else if repos.iter().any(|r| r == "*") {
+            Ok(RepoScope::All)
+        } else {
+            Ok(RepoScope::Only(repos))
+        }
+    }
+    fn show(&self) -> String {
+        match self {
+            RepoScope::All => "*".into(),
+            RepoScope::Only(repos) => repos.join(","),
+        }
+    }
+}
+
+/// Integer seconds, or a humantime value (`15m`, `1h 30m`); zero is refused.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let parsed = match raw.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(raw)
+            .map_err(|_| "is not a duration (use integer seconds or e.g. `15m`)".to_string())?,
+    };
+    if parsed.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(parsed)
+}
+
+/// The effective configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub db_path: PathBuf,
+    pub lease_enabled: bool,
+    pub lease_repos: RepoScope,
+    pub lease_ttl: Duration,
+    pub lease_renew: Duration,
+    pub max_dev_retries: u32,
+    pub tree_kill_enabled: bool,
+    pub kill_signal: KillSignal,
+    pub kill_grace: Duration,
+    pub output_cap_bytes: u64,
+    pub max_concurrent_runs: u32,
+    /// Every key with its effective value and source, in `.env.example` order.
+    pub entries: Vec<Entry>,
+    /// Values that were refused; their keys use the default.
+    pub problems: Vec<Problem>,
+}
+
+struct Loader<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    entries: Vec<Entry>,
+    problems: Vec<Problem>,
+}
+
+impl Loader<'_> {
+    fn get<T: Value>(&mut self, key: &'static str, default: &str) -> T {
+        let fallback = T::parse(default).expect("built-in defaults parse");
+        let (value, source) = match (self.env)(key) {
+            None => (fallback, Source::Default),
+            Some(raw) => match T::parse(&raw) {
+                Ok(v) => (v, Source::Env),
+                Err(why) => {
+                    self.problems.push(Problem {
+                        key: key.to_string(),
+                        message: format!(
+                            "{key}={raw:?} {why}; using the default {}",
+                            fallback.show()
+                        ),
+                    });
+                    (fallback, Source::Default)
+                }
+            },
+        };
+        self.entries.push(Entry {
+            key,
+            value: value.show(),
+            source,
+        });
+        value
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env(db_flag: Option<&Path>) -> Config {
+        Config::load(&|key| std::env::var(key).ok(), db_flag)
+    }
+
+    /// Reads every key through `env`; `db_flag` is `--db`, which overrides `ORCH_DB_PATH`.
+    pub fn load(env: &dyn Fn(&str) -> Option<String>, db_flag: Option<&Path>) -> Config {
+        let mut l = Loader {
+            env,
+            entries: Vec::new(),
+            problems: Vec::new(),
+        };
+        let (db_path, db_source) = match (db_flag, env("ORCH_DB_PATH").filter(|p| !p.is_empty())) {
+            (Some(flag), _) => (flag.to_path_buf(), Source::Flag),
+            (None, Some(path)) => (PathBuf::from(path), Source::Env),
+            (None, None) => (default_db_path(env), Source::Default),
+        };
+        l.entries.push(Entry {
+            key: "ORCH_DB_PATH",
+            value: db_path.display().to_string(),
+            source: db_source,
+        });
+        let mut config = Config {
+            db_path,
+            lease_enabled: l.get("ORCH_TRANSITION_LEASE_ENABLED", "true"),
+            lease_repos: l.get("ORCH_TRANSITION_LEASE_REPOS", "*"),
+            lease_ttl: l.get("ORCH_TRANSITION_LEASE_TTL_S", "60"),
+            lease_renew: l.get("ORCH_TRANSITION_LEASE_RENEW_S", "10"),
+            max_dev_retries: l.get("ORCH_MAX_DEV_RETRIES", "3"),
+            tree_kill_enabled: l.get("ORCH_SUBPROCESS_TREE_KILL_ENABLED", "true"),
+            kill_signal: l.get("ORCH_KILL_SIGNAL", "INT"),
+            kill_grace: l.get("ORCH_KILL_GRACE_S", "20"),
+            output_cap_bytes: l.get("ORCH_OUTPUT_CAP_BYTES", "262144"),
+            max_concurrent_runs: l.get("ORCH_MAX_CONCURRENT_RUNS", "1"),
+            entries: Vec::new(),
+            problems: Vec::new(),
+        };
+        config.entries = l.entries;
+        config.problems = l.problems;
+        config
+    }
+
+    /// Whether lease + CAS guard writes to tasks of `repo`; otherwise writes are plain.
+    pub fn lease_applies(&self, repo: &str) -> bool {
+        self.lease_enabled && self.lease_repos.covers(repo)
+    }
+
+    /// The cross-key invariants of DESIGN.md's "Configuration" section that do not hold.
+    pub fn invariant_violations(&self) -> Vec<String> {
+        let mut violations = Vec::new();
+        if self.lease_ttl < self.lease_renew * 3 {
+            violations.push(format!(
+                "ORCH_TRANSITION_LEASE_TTL_S ({}) must be at least 3 × ORCH_TRANSITION_LEASE_RENEW_S ({}); raise the TTL or renew more often",
+                self.lease_ttl.as_secs(),
+                self.lease_renew.as_secs()
+            ));
+        }
+        violations
+    }
+}
+
+/// `$XDG_STATE_HOME/orch/orch.db`, falling back to `~/.local/state/orch/orch.db`.
+fn default_db_path(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    let state = env("XDG_STATE_HOME")
+        .filter(|p| Path::new(p).is_absolute())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env("HOME").unwrap_or_else(|| "/".into())).join(".local/state")
+        });
+    state.join("orch").join("orch.db")
+}
+
+/// The name of whoever runs this command, for `--actor`'s default.
+pub fn default_actor() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "operator".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(pairs: &[(&str, &str)]) -> Config {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load(&move |k| map.get(k).cloned(), None)
+    }
+
+    #[test]
+    fn a_bad_value_falls_back_with_a_problem_naming_the_key() {
+        let c = load(&[("ORCH_MAX_DEV_RETRIES", "abc")]);
+        assert_eq!(c.max_dev_retries, 3);
+        assert_eq!(c.problems.len(), 1);
+        assert!(c.problems[0]
+            .message
+            .starts_with("ORCH_MAX_DEV_RETRIES=\"abc\""));
+    }
+
+    #[test]
+    fn durations_take_seconds_or_humantime_and_refuse_zero() {
+        assert_eq!(parse_duration("15").unwrap(), Duration::from_secs(15));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn the_db_flag_beats_the_env_which_beats_the_xdg_default() {
+        let c = load(&[("XDG_STATE_HOME", "/state")]);
+        assert_eq!(c.db_path, PathBuf::from("/state/orch/orch.db"));
+        let c = load(&[("ORCH_DB_PATH", "/e.db")]);
+        assert_eq!(c.db_path, PathBuf::from("/e.db"));
+        let env = |_: &str| Some("/e.db".to_string());
+        let c = Config::load(&env, Some(Path::new("/f.db")));
+        assert_eq!(c.db_path, PathBuf::from("/f.db"));
+        assert_eq!(c.entries[0].source, Source::Flag);
+    }
+
+    #[test]
+    fn scope_lists_repos_and_star_means_all() {
+        let c = load(&[("ORCH_TRANSITION_LEASE_REPOS", "a, b")]);
+        assert!(c.lease_applies("a") && c.lease_applies("b") && !c.lease_applies("c"));
+        assert!(load(&[]).lease_applies("anything"));
+        assert!(!load(&[("ORCH_TRANSITION_LEASE_ENABLED", "false")]).lease_applies("a"));
+    }
+
+    #[test]
+    fn a_short_ttl_violates_the_renewal_invariant() {
+        let c = load(&[("ORCH_TRANSITION_LEASE_TTL_S", "20")]);
+        assert_eq!(c.invariant_violations().len(), 1);
+        assert!(load(&[]).invariant_violations().is_empty());
+    }
+}

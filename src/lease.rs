@@ -1,0 +1,227 @@
+//! The transition lease: at most one actor changes a task's stage at a time.
+//!
+//! A holder is alive while, on this host, boot and pid namespace, the process with its pid *and*
+//! start time exists and is not a zombie. A holder from an earlier boot of this host is dead. A
+//! holder on another host or in another pid namespace cannot be checked: it is dead only once its
+//! TTL (stored in its row) has passed without renewal. A live holder is never usurped. The token is
+//! a fencing token from an AUTOINCREMENT insert, and every CAS under a lease requires it.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::host::{self, Locality};
+use crate::store::{Db, LeaseRow, Store};
+
+/// Who is asking for a lease: this process, under an actor's name.
+#[derive(Clone, Debug)]
+pub struct Claimant {
+    pub owner: String,
+    pub pid: i32,
+    pub pid_start: u64,
+}
+
+impl Claimant {
+    /// This process, acting as `owner` (for example `ci (orch advance)`).
+    pub fn current(owner: impl Into<String>) -> Claimant {
+        let (pid, pid_start) = host::current_process();
+        Claimant {
+            owner: owner.into(),
+            pid,
+            pid_start,
+        }
+    }
+}
+
+/// What a lease row's holder is, seen from here now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// This very process: re-entry uses the token it holds.
+    Mine,
+    /// A live process, or one that cannot be checked and whose TTL has not passed.
+    Alive,
+    /// Dead, with the reason.
+    Dead(String),
+}
+
+/// Judges a lease row (or a merge-lock row, which records its holder the same way).
+pub fn judge(
+    row_pid: i32,
+    row_pid_start: u64,
+    row_host: &str,
+    row_boot: &str,
+    row_ns: &str,
+    expiry: Expiry,
+    me: &Claimant,
+) -> Holder {
+    match host::locality(row_host, row_boot, row_ns) {
+        Locality::Here if row_pid == me.pid && row_pid_start == me.pid_start => Holder::Mine,
+        Locality::Here => match host::why_dead(row_pid, row_pid_start) {
+            None => Holder::Alive,
+            Some(why) => Holder::Dead(why),
+        },
+        Locality::EarlierBoot => Holder::Dead("holder is from an earlier boot of this host".into()),
+        Locality::Elsewhere => {
+            if expiry.passed(row_boot) {
+                Holder::Dead(format!(
+                    "holder on `{row_host}` cannot be checked and its TTL has passed"
+                ))
+            } else {
+                Holder::Alive
+            }
+        }
+    }
+}
+
+/// When a row that cannot be checked expires: on the same boot (another pid namespace of this
+/// kernel) by `CLOCK_BOOTTIME`, elsewhere by wall clock.
+#[derive(Clone, Copy, Debug)]
+pub struct Expiry {
+    pub renewed_at: i64,
+    pub renewed_boot_ms: i64,
+    pub ttl_ms: i64,
+}
+
+impl Expiry {
+    pub fn passed(&self, row_boot: &str) -> bool {
+        if row_boot == host::boot_id() {
+            host::boot_ms() > self.renewed_boot_ms + self.ttl_ms
+        } else {
+            host::wall_ms() > self.renewed_at + self.ttl_ms
+        }
+    }
+}
+
+impl LeaseRow {
+    pub fn judge(&self, me: &Claimant) -> Holder {
+        judge(
+            self.owner_pid,
+            self.owner_pid_start,
+            &self.host,
+            &self.boot_id,
+            &self.pid_ns,
+            Expiry {
+                renewed_at: self.renewed_at,
+                renewed_boot_ms: self.renewed_boot_ms,
+                ttl_ms: self.ttl_ms,
+            },
+            me,
+        )
+    }
+
+    /// One line naming the holder, for the loser of a race.
+    pub fn describe(&self) -> String {
+        let age = (host::wall_ms() - self.acquired_at).max(0) / 1000;
+        format!(
+            "{} (pid {} on {}, lease token {}, held for {}s)",
+            self.owner, self.owner_pid, self.host, self.token, age
+        )
+    }
+}
+
+/// The outcome of asking for a task's lease.
+#[derive(Clone, Debug)]
+pub enum Acquire {
+    /// The caller holds the lease with this token.
+    Held(HeldLease),
+    /// A live holder has it; nothing was written but the `busy` counter.
+    Busy(LeaseRow),
+}
+
+/// A lease this process holds.
+#[derive(Clone, Debug, Serialize)]
+pub struct HeldLease {
+    pub task_id: String,
+    pub token: i64,
+    /// The reason the previous holder was judged dead, when this acquisition took it over.
+    pub took_over: Option<String>,
+    /// Whether this process already held it (re-entry).
+    pub reentered: bool,
+}
+
+/// Acquires the lease of `task_id` inside the caller's write transaction.
+///
+/// Re-entry by the same process returns its token; a dead holder's row is replaced (a fresh
+/// token); a live holder is never usurped.
+pub fn acquire(db: &Db, task_id: &str, me: &Claimant, ttl: Duration) -> Result<Acquire> {
+    let mut took_over = None;
+    if let Some(row) = db.lease(task_id)? {
+        match row.judge(me) {
+            Holder::Mine => {
+                return Ok(Acquire::Held(HeldLease {
+                    task_id: task_id.to_string(),
+                    token: row.token,
+                    took_over: None,
+                    reentered: true,
+                }))
+            }
+            Holder::Alive => {
+                db.count("transition_lease.busy", 1)?;
+                return Ok(Acquire::Busy(row));
+            }
+            Holder::Dead(why) => {
+                db.delete_lease(task_id, row.token)?;
+                db.count("transition_lease.taken_over", 1)?;
+                took_over = Some(why);
+            }
+        }
+    }
+    let (wall, boot) = (host::wall_ms(), host::boot_ms());
+    let ttl_ms = ttl.as_millis() as i64;
+    let token = db.insert_lease(&LeaseRow {
+        token: 0,
+        task_id: task_id.to_string(),
+        owner: me.owner.clone(),
+        owner_pid: me.pid,
+        owner_pid_start: me.pid_start,
+        boot_id: host::boot_id().to_string(),
+        pid_ns: host::pid_namespace().to_string(),
+        host: host::host_name().to_string(),
+        acquired_at: wall,
+        renewed_at: wall,
+        expires_at: wall + ttl_ms,
+        renewed_boot_ms: boot,
+        ttl_ms,
+    })?;
+    db.count("transition_lease.acquired", 1)?;
+    Ok(Acquire::Held(HeldLease {
+        task_id: task_id.to_string(),
+        token,
+        took_over,
+        reentered: false,
+    }))
+}
+
+impl HeldLease {
+    /// Extends the lease, retrying while the database is busy. `false` means the token is gone:
+    /// the caller must stop its run and exit 4.
+    pub fn renew(&self, store: &mut Store, ttl: Duration) -> Result<bool> {
+        let ttl_ms = ttl.as_millis() as i64;
+        store.write_retrying(|db| {
+            db.renew_lease(
+                &self.task_id,
+                self.token,
+                host::wall_ms(),
+                host::boot_ms(),
+                ttl_ms,
+            )
+        })
+    }
+
+    /// Whether the token still holds the lease (checked before each irreversible step).
+    pub fn still_held(&self, db: &Db) -> Result<bool> {
+        Ok(db
+            .lease(&self.task_id)?
+            .is_some_and(|row| row.token == self.token))
+    }
+
+    /// Gives the lease up inside the caller's transaction (a no-op when re-entered: the outer
+    /// holder releases it).
+    pub fn release_in(&self, db: &Db) -> Result<()> {
+        if !self.reentered {
+            db.delete_lease(&self.task_id, self.token)?;
+        }
+        Ok(())
+    }
+}

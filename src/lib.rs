@@ -1,0 +1,75 @@
+//! orch drives software-development tasks through a stage pipeline with quality gates.
+//!
+//! Each subcommand runs one step and exits; all of them share one SQLite file that holds the
+//! durable per-task transition lease and the expected-stage-and-version compare-and-swap. Data
+//! flows one way: command → engine (stage table, lease, gates) → store.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod git;
+pub mod host;
+pub mod lease;
+pub mod queue;
+pub mod runner;
+pub mod stages;
+pub mod store;
+pub mod ui;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+use crate::config::Config;
+use crate::error::{exit_of, Exit};
+use crate::ui::Ui;
+
+/// Everything a command needs: the effective config and how to print.
+pub struct Context {
+    pub config: Config,
+    pub ui: Ui,
+}
+
+/// Parses `args`, runs one command, prints its result, and returns the process exit code.
+pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return if err.use_stderr() {
+                Exit::Usage.code()
+            } else {
+                0
+            };
+        }
+    };
+    let ui = Ui {
+        json: cli.json,
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
+    let config = Config::from_env(cli.db.as_deref());
+    for problem in &config.problems {
+        eprintln!("orch: warning: {problem}");
+    }
+    let ctx = Context { config, ui };
+    match commands::dispatch(&ctx, cli.command) {
+        Ok(code) => code,
+        Err(err) => {
+            let exit = exit_of(&err);
+            let message = match exit {
+                Exit::Internal => format!("{err:#}"),
+                _ => err.to_string(),
+            };
+            if ui.json {
+                let _ = ui.json(&serde_json::json!({
+                    "error": message,
+                    "exit_code": exit.code(),
+                }));
+            }
+            eprintln!("orch: {message}");
+            exit.code()
+        }
+    }
+}

@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(orch::run(std::env::args_os()));
+}

@@ -1,0 +1,222 @@
+//! The operator view behind `orch queue`: read-only blocks, each built from aggregate queries.
+//!
+//! Building the view never writes; liveness of lease holders is judged, not acted on.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::host;
+use crate::lease::{Claimant, Holder};
+use crate::stages::Stage;
+use crate::store::{AlertRow, Db, OpenRun};
+
+/// Every block of `orch queue`.
+#[derive(Debug, Serialize)]
+pub struct QueueView {
+    pub generated_at: i64,
+    pub stages: Vec<StageBlock>,
+    pub transition_lease: LeaseBlock,
+    pub alerts: AlertsBlock,
+    pub runs: RunsBlock,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StageBlock {
+    pub stage: Stage,
+    pub count: i64,
+    pub held: i64,
+    /// Age in seconds of the task that has waited longest at this stage.
+    pub oldest_age_s: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LeaseBlock {
+    pub enabled: bool,
+    pub scope: String,
+    pub leases: Vec<LiveLease>,
+    pub counters: LeaseCounters,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LiveLease {
+    pub task_id: String,
+    pub owner: String,
+    pub owner_pid: i32,
+    pub host: String,
+    pub token: i64,
+    pub age_s: i64,
+    /// `alive`, or `dead: why` (a dead lease is dropped by the next actor or the reaper).
+    pub holder: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct LeaseCounters {
+    pub acquired: i64,
+    pub busy: i64,
+    pub taken_over: i64,
+    pub cas_lost: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AlertsBlock {
+    pub total: i64,
+    pub undelivered: i64,
+    pub recent: Vec<AlertRow>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunsBlock {
+    pub alive: Vec<RunView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunView {
+    #[serde(flatten)]
+    pub run: OpenRun,
+    pub age_s: i64,
+}
+
+/// Builds the view from one read snapshot.
+pub fn build(db: &Db, config: &Config) -> Result<QueueView> {
+    let now = host::wall_ms();
+    let counts = db.stage_counts()?;
+    let stages = Stage::ALL
+        .into_iter()
+        .map(|stage| {
+            let row = counts.iter().find(|c| c.stage == stage.as_str());
+            StageBlock {
+                stage,
+                count: row.map_or(0, |r| r.count),
+                held: row.map_or(0, |r| r.held),
+                oldest_age_s: row.map(|r| (now - r.oldest_since).max(0) / 1000),
+            }
+        })
+        .collect();
+    let me = Claimant::current("orch queue");
+    let leases = db
+        .leases()?
+        .into_iter()
+        .map(|row| LiveLease {
+            holder: match row.judge(&me) {
+                Holder::Alive | Holder::Mine => "alive".into(),
+                Holder::Dead(why) => format!("dead: {why}"),
+            },
+            task_id: row.task_id,
+            owner: row.owner,
+            owner_pid: row.owner_pid,
+            host: row.host,
+            token: row.token,
+            age_s: (now - row.acquired_at).max(0) / 1000,
+        })
+        .collect();
+    let counter = |name: &str| db.counter(name);
+    let (total, undelivered) = db.alert_totals()?;
+    Ok(QueueView {
+        generated_at: now,
+        stages,
+        transition_lease: LeaseBlock {
+            enabled: config.lease_enabled,
+            scope: match &config.lease_repos {
+                crate::config::RepoScope::All => "*".into(),
+                crate::config::RepoScope::Only(r) => r.join(","),
+            },
+            leases,
+            counters: LeaseCounters {
+                acquired: counter("transition_lease.acquired")?,
+                busy: counter("transition_lease.busy")?,
+                taken_over: counter("transition_lease.taken_over")?,
+                cas_lost: counter("transition_lease.cas_lost")?,
+            },
+        },
+        alerts: AlertsBlock {
+            total,
+            undelivered,
+            recent: db.recent_alerts(10)?,
+        },
+        runs: RunsBlock {
+            alive: db
+                .open_runs()?
+                .into_iter()
+                .map(|run| RunView {
+                    age_s: (now - run.started_at).max(0) / 1000,
+                    run,
+                })
+                .collect(),
+        },
+    })
+}
+
+/// The view as short aligned text.
+pub fn render_text(view: &QueueView) -> Vec<String> {
+    let mut out = vec!["stages".to_string()];
+    out.push(format!(
+        "  {:<14} {:>6} {:>5}  oldest",
+        "stage", "count", "held"
+    ));
+    for s in &view.stages {
+        out.push(format!(
+            "  {:<14} {:>6} {:>5}  {}",
+            s.stage.as_str(),
+            s.count,
+            s.held,
+            s.oldest_age_s
+                .map_or_else(|| "-".to_string(), |a| crate::ui::age(a * 1000))
+        ));
+    }
+    let l = &view.transition_lease;
+    out.push(format!(
+        "transition_lease  {}  scope {}  acquired {}  busy {}  taken_over {}  cas_lost {}",
+        if l.enabled {
+            "enabled"
+        } else {
+            "DISABLED (plain writes)"
+        },
+        l.scope,
+        l.counters.acquired,
+        l.counters.busy,
+        l.counters.taken_over,
+        l.counters.cas_lost
+    ));
+    for lease in &l.leases {
+        out.push(format!(
+            "  {}  {}  pid {} on {}  token {}  {}  {}",
+            lease.task_id,
+            lease.owner,
+            lease.owner_pid,
+            lease.host,
+            lease.token,
+            crate::ui::age(lease.age_s * 1000),
+            lease.holder
+        ));
+    }
+    out.push(format!(
+        "alerts  {} total, {} undelivered",
+        view.alerts.total, view.alerts.undelivered
+    ));
+    for a in &view.alerts.recent {
+        out.push(format!(
+            "  {}  {}  {}  {}",
+            crate::ui::timestamp(a.created_at),
+            a.kind,
+            a.task_id.as_deref().unwrap_or("-"),
+            if a.delivered_at.is_some() {
+                "delivered"
+            } else {
+                "UNDELIVERED"
+            }
+        ));
+    }
+    out.push(format!("runs  {} alive", view.runs.alive.len()));
+    for r in &view.runs.alive {
+        out.push(format!(
+            "  run {}  {}  {}  pgid {}  {}",
+            r.run.id,
+            r.run.task_id.as_deref().unwrap_or("-"),
+            r.run.gate,
+            r.run.leader_pid,
+            crate::ui::age(r.age_s * 1000)
+        ));
+    }
+    out
+}

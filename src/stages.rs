@@ -1,0 +1,185 @@
+//! The stage table: the only edges a task may move along.
+//!
+//! `STAGE_TRANSITIONS` is the single source of truth, printed by `orch doctor` and the man page.
+//! Forward edges walk the pipeline, rollback edges return to `development`, and every
+//! non-terminal stage may be cancelled. `done` and `cancelled` are terminal.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Serialize, Serializer};
+
+/// A stage of the pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Stage {
+    Created,
+    Analysis,
+    Architecture,
+    Development,
+    Review,
+    Testing,
+    DeployStaging,
+    Deploy,
+    Done,
+    Cancelled,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 10] = [
+        Stage::Created,
+        Stage::Analysis,
+        Stage::Architecture,
+        Stage::Development,
+        Stage::Review,
+        Stage::Testing,
+        Stage::DeployStaging,
+        Stage::Deploy,
+        Stage::Done,
+        Stage::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Created => "created",
+            Stage::Analysis => "analysis",
+            Stage::Architecture => "architecture",
+            Stage::Development => "development",
+            Stage::Review => "review",
+            Stage::Testing => "testing",
+            Stage::DeployStaging => "deploy-staging",
+            Stage::Deploy => "deploy",
+            Stage::Done => "done",
+            Stage::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Stage::Done | Stage::Cancelled)
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Stage {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Stage::ALL
+            .into_iter()
+            .find(|stage| stage.as_str() == s)
+            .ok_or_else(|| format!("unknown stage `{s}`"))
+    }
+}
+
+impl Serialize for Stage {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// What kind of move an edge is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EdgeKind {
+    Forward,
+    Rollback,
+    Cancel,
+}
+
+/// One allowed move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Edge {
+    pub from: Stage,
+    pub to: Stage,
+    pub kind: EdgeKind,
+}
+
+impl fmt::Display for Edge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} → {}", self.from, self.to)
+    }
+}
+
+use EdgeKind::{Cancel, Forward, Rollback};
+use Stage::*;
+
+const fn edge(from: Stage, to: Stage, kind: EdgeKind) -> Edge {
+    Edge { from, to, kind }
+}
+
+/// Every edge a task may take; anything else is an illegal transition (exit 5).
+pub const STAGE_TRANSITIONS: &[Edge] = &[
+    edge(Created, Analysis, Forward),
+    edge(Analysis, Architecture, Forward),
+    edge(Architecture, Development, Forward),
+    edge(Development, Review, Forward),
+    edge(Review, Testing, Forward),
+    edge(Testing, DeployStaging, Forward),
+    edge(DeployStaging, Deploy, Forward),
+    edge(Deploy, Done, Forward),
+    edge(Review, Development, Rollback),
+    edge(Testing, Development, Rollback),
+    edge(DeployStaging, Development, Rollback),
+    edge(Deploy, Development, Rollback),
+    edge(Created, Cancelled, Cancel),
+    edge(Analysis, Cancelled, Cancel),
+    edge(Architecture, Cancelled, Cancel),
+    edge(Development, Cancelled, Cancel),
+    edge(Review, Cancelled, Cancel),
+    edge(Testing, Cancelled, Cancel),
+    edge(DeployStaging, Cancelled, Cancel),
+    edge(Deploy, Cancelled, Cancel),
+];
+
+/// The edge `from → to`, when the table has it.
+pub fn find_edge(from: Stage, to: Stage) -> Option<Edge> {
+    STAGE_TRANSITIONS
+        .iter()
+        .copied()
+        .find(|e| e.from == from && e.to == to)
+}
+
+/// The stages a task at `from` may move to.
+pub fn next_stages(from: Stage) -> Vec<Stage> {
+    STAGE_TRANSITIONS
+        .iter()
+        .filter(|e| e.from == from)
+        .map(|e| e.to)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_stages_have_no_way_out() {
+        for stage in [Done, Cancelled] {
+            assert!(stage.is_terminal());
+            assert!(next_stages(stage).is_empty());
+        }
+    }
+
+    #[test]
+    fn every_non_terminal_stage_can_be_cancelled() {
+        for stage in Stage::ALL.into_iter().filter(|s| !s.is_terminal()) {
+            assert_eq!(find_edge(stage, Cancelled).unwrap().kind, Cancel);
+        }
+    }
+
+    #[test]
+    fn done_never_rolls_back() {
+        assert!(find_edge(Done, Development).is_none());
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for stage in Stage::ALL {
+            assert_eq!(stage.as_str().parse::<Stage>().unwrap(), stage);
+        }
+    }
+}

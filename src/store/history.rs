@@ -1,0 +1,289 @@
+//! A task's story — `transitions`, `gate_events`, `holds` — plus `events` (processed event ids)
+//! and `counters`.
+
+use anyhow::{Context, Result};
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use super::Db;
+use crate::stages::Stage;
+
+/// One stage change.
+#[derive(Clone, Debug, Serialize)]
+pub struct TransitionRow {
+    pub id: i64,
+    pub task_id: String,
+    pub from: Option<String>,
+    pub to: String,
+    pub version: i64,
+    pub actor: String,
+    pub reason: Option<String>,
+    pub lease_token: Option<i64>,
+    pub at: i64,
+}
+
+/// One gate outcome, skip, re-queue, deferral or reap.
+#[derive(Clone, Debug, Serialize)]
+pub struct GateEventRow {
+    pub id: i64,
+    pub task_id: String,
+    pub edge: String,
+    pub gate: String,
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub run_id: Option<i64>,
+    pub at: i64,
+}
+
+/// One HOLD set or lifted.
+#[derive(Clone, Debug, Serialize)]
+pub struct HoldRow {
+    pub id: i64,
+    pub action: String,
+    pub reason: Option<String>,
+    pub actor: String,
+    pub at: i64,
+}
+
+/// An item of a task's interleaved history.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum HistoryItem {
+    Transition(TransitionRow),
+    Gate(GateEventRow),
+    Hold(HoldRow),
+}
+
+impl HistoryItem {
+    pub fn at(&self) -> i64 {
+        match self {
+            HistoryItem::Transition(t) => t.at,
+            HistoryItem::Gate(g) => g.at,
+            HistoryItem::Hold(h) => h.at,
+        }
+    }
+}
+
+/// A processed event id and the outcome it produced the first time.
+#[derive(Clone, Debug, Serialize)]
+pub struct EventRecord {
+    pub event_id: String,
+    pub task_id: String,
+    pub command: String,
+    pub exit_code: i64,
+    pub outcome: serde_json::Value,
+    pub at: i64,
+}
+
+/// A durable counter.
+#[derive(Clone, Debug, Serialize)]
+pub struct Counter {
+    pub name: String,
+    pub value: i64,
+}
+
+impl Db<'_> {
+    #[expect(clippy::too_many_arguments, reason = "one column each")]
+    pub fn insert_transition(
+        &self,
+        task_id: &str,
+        from: Option<Stage>,
+        to: Stage,
+        version: i64,
+        actor: &str,
+        reason: Option<&str>,
+        lease_token: Option<i64>,
+        at: i64,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO transitions (task_id, from_stage, to_stage, version, actor, reason,
+                                          lease_token, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    task_id,
+                    from.map(|s| s.as_str()),
+                    to.as_str(),
+                    version,
+                    actor,
+                    reason,
+                    lease_token,
+                    at
+                ],
+            )
+            .context("recording a transition")?;
+        Ok(())
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "one column each")]
+    pub fn insert_gate_event(
+        &self,
+        task_id: &str,
+        edge: &str,
+        gate: &str,
+        outcome: &str,
+        detail: Option<&str>,
+        run_id: Option<i64>,
+        at: i64,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO gate_events (task_id, edge, gate, outcome, detail, run_id, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![task_id, edge, gate, outcome, detail, run_id, at],
+            )
+            .context("recording a gate event")?;
+        Ok(())
+    }
+
+    pub fn transitions(&self, task_id: &str) -> Result<Vec<TransitionRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, task_id, from_stage, to_stage, version, actor, reason, lease_token, at
+               FROM transitions WHERE task_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([task_id], |r| {
+            Ok(TransitionRow {
+                id: r.get(0)?,
+                task_id: r.get(1)?,
+                from: r.get(2)?,
+                to: r.get(3)?,
+                version: r.get(4)?,
+                actor: r.get(5)?,
+                reason: r.get(6)?,
+                lease_token: r.get(7)?,
+                at: r.get(8)?,
+            })
+        })?;
+        rows.collect::<rusqlite::Result<_>>()
+            .context("reading transitions")
+    }
+
+    pub fn gate_events(&self, task_id: &str) -> Result<Vec<GateEventRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, task_id, edge, gate, outcome, detail, run_id, at
+               FROM gate_events WHERE task_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([task_id], |r| {
+            Ok(GateEventRow {
+                id: r.get(0)?,
+                task_id: r.get(1)?,
+                edge: r.get(2)?,
+                gate: r.get(3)?,
+                outcome: r.get(4)?,
+                detail: r.get(5)?,
+                run_id: r.get(6)?,
+                at: r.get(7)?,
+            })
+        })?;
+        rows.collect::<rusqlite::Result<_>>()
+            .context("reading gate events")
+    }
+
+    pub fn holds(&self, task_id: &str) -> Result<Vec<HoldRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, action, reason, actor, at FROM holds WHERE task_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([task_id], |r| {
+            Ok(HoldRow {
+                id: r.get(0)?,
+                action: r.get(1)?,
+                reason: r.get(2)?,
+                actor: r.get(3)?,
+                at: r.get(4)?,
+            })
+        })?;
+        rows.collect::<rusqlite::Result<_>>()
+            .context("reading holds")
+    }
+
+    /// Transitions, gate events and holds of a task, interleaved by time (stable within a kind).
+    pub fn history(&self, task_id: &str) -> Result<Vec<HistoryItem>> {
+        let mut items: Vec<HistoryItem> = self
+            .transitions(task_id)?
+            .into_iter()
+            .map(HistoryItem::Transition)
+            .chain(
+                self.gate_events(task_id)?
+                    .into_iter()
+                    .map(HistoryItem::Gate),
+            )
+            .chain(self.holds(task_id)?.into_iter().map(HistoryItem::Hold))
+            .collect();
+        items.sort_by_key(HistoryItem::at);
+        Ok(items)
+    }
+
+    pub fn event(&self, event_id: &str) -> Result<Option<EventRecord>> {
+        self.conn
+            .query_row(
+                "SELECT event_id, task_id, command, exit_code, outcome, at
+                   FROM events WHERE event_id = ?1",
+                [event_id],
+                |r| {
+                    let outcome: String = r.get(4)?;
+                    Ok(EventRecord {
+                        event_id: r.get(0)?,
+                        task_id: r.get(1)?,
+                        command: r.get(2)?,
+                        exit_code: r.get(3)?,
+                        outcome: serde_json::from_str(&outcome)
+                            .unwrap_or(serde_json::Value::String(outcome)),
+                        at: r.get(5)?,
+                    })
+                },
+            )
+            .optional()
+            .context("reading an event")
+    }
+
+    /// Records an event id with the outcome it produced; in the transaction that wrote it.
+    pub fn insert_event(
+        &self,
+        event_id: &str,
+        task_id: &str,
+        command: &str,
+        exit_code: i32,
+        outcome: &serde_json::Value,
+        at: i64,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO events (event_id, task_id, command, exit_code, outcome, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    event_id,
+                    task_id,
+                    command,
+                    exit_code,
+                    outcome.to_string(),
+                    at
+                ],
+            )
+            .context("recording an event id")?;
+        Ok(())
+    }
+
+    pub fn counters(&self) -> Result<Vec<Counter>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, value FROM counters ORDER BY name")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Counter {
+                name: r.get(0)?,
+                value: r.get(1)?,
+            })
+        })?;
+        rows.collect::<rusqlite::Result<_>>()
+            .context("reading counters")
+    }
+
+    pub fn counter(&self, name: &str) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .unwrap_or(0))
+    }
+}

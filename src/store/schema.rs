@@ -1,0 +1,154 @@
+//! The schema, as an append-only list of migrations keyed by `PRAGMA user_version`.
+//!
+//! Never edit or remove a migration once it has shipped: databases in the field were built by it.
+//! Add a new one at the end instead. All pending migrations run in one exclusive transaction.
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, TransactionBehavior};
+
+/// Migration `i` brings the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // v1: tasks, their history, the lease, events, counters, alerts, runs.
+    r#"
+    CREATE TABLE tasks (
+        id            TEXT PRIMARY KEY,
+        repo          TEXT NOT NULL,
+        branch        TEXT NOT NULL,
+        worktree      TEXT,
+        target        TEXT NOT NULL,
+        remote        TEXT,
+        stage         TEXT NOT NULL,
+        version       INTEGER NOT NULL,
+        validated_sha TEXT,
+        dev_retries   INTEGER NOT NULL DEFAULT 0,
+        hold_reason   TEXT,
+        held_since    INTEGER,
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX tasks_by_stage ON tasks(stage, updated_at, hold_reason);
+
+    CREATE TABLE holds (
+        id      INTEGER PRIMARY KEY,
+        task_id TEXT NOT NULL REFERENCES tasks(id),
+        action  TEXT NOT NULL CHECK (action IN ('hold', 'release')),
+        reason  TEXT,
+        actor   TEXT NOT NULL,
+        at      INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX holds_by_task ON holds(task_id, id);
+
+    -- The token is the AUTOINCREMENT rowid: a fencing token that is never reused, even after
+    -- deletes. One row per task at most.
+    CREATE TABLE transition_lease (
+        token           INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_id         TEXT NOT NULL UNIQUE REFERENCES tasks(id),
+        owner           TEXT NOT NULL,
+        owner_pid       INTEGER NOT NULL,
+        owner_pid_start INTEGER NOT NULL,
+        boot_id         TEXT NOT NULL,
+        pid_ns          TEXT NOT NULL,
+        host            TEXT NOT NULL,
+        acquired_at     INTEGER NOT NULL,
+        renewed_at      INTEGER NOT NULL,
+        expires_at      INTEGER NOT NULL,
+        renewed_boot_ms INTEGER NOT NULL,
+        ttl_ms          INTEGER NOT NULL
+    );
+
+    CREATE TABLE transitions (
+        id          INTEGER PRIMARY KEY,
+        task_id     TEXT NOT NULL REFERENCES tasks(id),
+        from_stage  TEXT,
+        to_stage    TEXT NOT NULL,
+        version     INTEGER NOT NULL,
+        actor       TEXT NOT NULL,
+        reason      TEXT,
+        lease_token INTEGER,
+        at          INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX transitions_by_task ON transitions(task_id, id);
+
+    CREATE TABLE gate_events (
+        id      INTEGER PRIMARY KEY,
+        task_id TEXT NOT NULL REFERENCES tasks(id),
+        edge    TEXT NOT NULL,
+        gate    TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        detail  TEXT,
+        run_id  INTEGER,
+        at      INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX gate_events_by_task ON gate_events(task_id, id);
+
+    CREATE TABLE events (
+        event_id  TEXT PRIMARY KEY,
+        task_id   TEXT NOT NULL REFERENCES tasks(id),
+        command   TEXT NOT NULL,
+        exit_code INTEGER NOT NULL,
+        outcome   TEXT NOT NULL,
+        at        INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX events_by_age ON events(at);
+
+    CREATE TABLE counters (
+        name  TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE alerts (
+        id           INTEGER PRIMARY KEY,
+        key          TEXT NOT NULL UNIQUE,
+        task_id      TEXT REFERENCES tasks(id),
+        kind         TEXT NOT NULL,
+        payload      TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        delivered_at INTEGER,
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        last_error   TEXT
+    ) STRICT;
+    CREATE INDEX alerts_undelivered ON alerts(created_at) WHERE delivered_at IS NULL;
+
+    -- One row per process group orch starts, committed before the command execs.
+    CREATE TABLE runs (
+        id               INTEGER PRIMARY KEY,
+        task_id          TEXT REFERENCES tasks(id),
+        gate             TEXT NOT NULL,
+        command          TEXT NOT NULL,
+        owner_pid        INTEGER NOT NULL,
+        owner_pid_start  INTEGER NOT NULL,
+        leader_pid       INTEGER NOT NULL,
+        leader_pid_start INTEGER NOT NULL,
+        boot_id          TEXT NOT NULL,
+        pid_ns           TEXT NOT NULL,
+        host             TEXT NOT NULL,
+        started_at       INTEGER NOT NULL,
+        started_boot_ms  INTEGER NOT NULL,
+        timeout_ms       INTEGER NOT NULL,
+        finished_at      INTEGER,
+        outcome          TEXT,
+        exit_status      INTEGER,
+        output           TEXT,
+        evidence         TEXT
+    ) STRICT;
+    CREATE INDEX runs_unfinished ON runs(started_at) WHERE finished_at IS NULL;
+    CREATE INDEX runs_by_task ON runs(task_id, id);
+    "#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Applies every pending migration in one exclusive transaction. Safe against a concurrent
+/// migrator: the version is read again under the lock.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.execute_batch(sql)
+            .with_context(|| format!("applying migration to schema v{}", i + 1))?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}

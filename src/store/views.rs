@@ -1,0 +1,114 @@
+//! Aggregate reads for `orch queue`: each one a single SQL statement over an index, never a scan
+//! of history in Rust.
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::Db;
+
+/// One row of the `stages` block.
+#[derive(Clone, Debug, Serialize)]
+pub struct StageCount {
+    pub stage: String,
+    pub count: i64,
+    pub held: i64,
+    /// When the longest-waiting task entered this stage (wall ms).
+    pub oldest_since: i64,
+}
+
+/// An alert as the queue shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct AlertRow {
+    pub id: i64,
+    pub key: String,
+    pub task_id: Option<String>,
+    pub kind: String,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+/// A run that has not finished.
+#[derive(Clone, Debug, Serialize)]
+pub struct OpenRun {
+    pub id: i64,
+    pub task_id: Option<String>,
+    pub gate: String,
+    pub leader_pid: i32,
+    pub owner_pid: i32,
+    pub host: String,
+    pub started_at: i64,
+}
+
+impl Db<'_> {
+    pub fn stage_counts(&self) -> Result<Vec<StageCount>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT stage, count(*), sum(hold_reason IS NOT NULL), min(updated_at)
+               FROM tasks GROUP BY stage",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(StageCount {
+                stage: r.get(0)?,
+                count: r.get(1)?,
+                held: r.get(2)?,
+                oldest_since: r.get(3)?,
+            })
+        })?;
+        rows.collect::<rusqlite::Result<_>>()
+            .context("counting tasks per stage")
+    }
+
+    pub fn recent_alerts(&self, limit: i64) -> Result<Vec<AlertRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, key, task_id, kind, created_at, delivered_at, attempts, last_error
+               FROM alerts ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit], |r| {
+            Ok(AlertRow {
+                id: r.get(0)?,
+                key: r.get(1)?,
+                task_id: r.get(2)?,
+                kind: r.get(3)?,
+                created_at: r.get(4)?,
+                delivered_at: r.get(5)?,
+                attempts: r.get(6)?,
+                last_error: r.get(7)?,
+            })
+        })?;
+        rows.collect::<rusqlite::Result<_>>()
+            .context("reading alerts")
+    }
+
+    /// (total alerts, undelivered alerts).
+    pub fn alert_totals(&self) -> Result<(i64, i64)> {
+        self.conn
+            .query_row(
+                "SELECT count(*), (SELECT count(*) FROM alerts WHERE delivered_at IS NULL)
+                   FROM alerts",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .context("counting alerts")
+    }
+
+    pub fn open_runs(&self) -> Result<Vec<OpenRun>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, task_id, gate, leader_pid, owner_pid, host, started_at
+               FROM runs WHERE finished_at IS NULL ORDER BY started_at",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(OpenRun {
+                id: r.get(0)?,
+                task_id: r.get(1)?,
+                gate: r.get(2)?,
+                leader_pid: r.get(3)?,
+                owner_pid: r.get(4)?,
+                host: r.get(5)?,
+                started_at: r.get(6)?,
+            })
+        })?;
+        rows.collect::<rusqlite::Result<_>>()
+            .context("reading open runs")
+    }
+}
