@@ -367,3 +367,110 @@ pub fn rollback_stage_cas(
         dev_retries: task.dev_retries + 1,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NewTask;
+
+    fn setup(stage: Stage) -> (tempfile::TempDir, Store, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("orch.db")).unwrap();
+        store
+            .write(|db| {
+                db.insert_task(
+                    &NewTask {
+                        id: "R".into(),
+                        repo: "app".into(),
+                        branch: "feat".into(),
+                        worktree: None,
+                        target: "main".into(),
+                        remote: None,
+                        stage,
+                    },
+                    1,
+                )
+            })
+            .unwrap();
+        let config = Config::load(&|_| None, Some(&dir.path().join("orch.db")));
+        (dir, store, config)
+    }
+
+    fn seen(version: i64) -> Seen<'static> {
+        Seen {
+            task_id: "R",
+            repo: "app",
+            stage: Stage::DeployStaging,
+            version,
+            lease_token: None,
+        }
+    }
+
+    #[test]
+    fn rollbacks_spend_retries_then_the_next_red_holds_on_the_guarded_stage() {
+        let (_dir, mut store, config) = setup(Stage::DeployStaging);
+        let mut version = 1;
+        for retry in 1..=3 {
+            let result = store
+                .write(|db| rollback_stage_cas(db, &config, seen(version), "gate", "merge red"))
+                .unwrap();
+            version += 1;
+            assert_eq!(
+                result,
+                Rollback::RolledBack {
+                    version,
+                    dev_retries: retry
+                }
+            );
+            // The developer fixes it and the task comes back to the guarded stage.
+            store
+                .write(|db| {
+                    let t = db.task("R")?.unwrap();
+                    db.plain_write_stage("R", Stage::DeployStaging, None, 0, 2)?;
+                    Ok(t)
+                })
+                .unwrap();
+            version += 1;
+        }
+        let result = store
+            .write(|db| rollback_stage_cas(db, &config, seen(version), "gate", "merge red"))
+            .unwrap();
+        assert!(matches!(result, Rollback::Held { .. }), "{result:?}");
+        let task = store.read().task("R").unwrap().unwrap();
+        assert_eq!((task.stage, task.version), (Stage::DeployStaging, version));
+        assert!(task
+            .hold_reason
+            .unwrap()
+            .contains("developer retries spent (3 of 3)"));
+    }
+
+    #[test]
+    fn a_rollback_that_finds_the_task_moved_on_writes_nothing_but_the_counter() {
+        let (_dir, mut store, config) = setup(Stage::Done);
+        let result = store
+            .write(|db| rollback_stage_cas(db, &config, seen(1), "gate", "late red"))
+            .unwrap();
+        assert_eq!(result, Rollback::Lost);
+        let db = store.read();
+        let task = db.task("R").unwrap().unwrap();
+        assert_eq!((task.stage, task.version), (Stage::Done, 1));
+        assert!(db.transitions("R").unwrap().is_empty());
+        assert_eq!(db.counter("transition_lease.cas_lost").unwrap(), 1);
+    }
+
+    #[test]
+    fn under_the_kill_switch_a_rollback_is_the_plain_write() {
+        let (dir, mut store, _) = setup(Stage::Done);
+        let off = |k: &str| (k == "ORCH_TRANSITION_LEASE_ENABLED").then(|| "false".to_string());
+        let config = Config::load(&off, Some(&dir.path().join("orch.db")));
+        let result = store
+            .write(|db| rollback_stage_cas(db, &config, seen(1), "gate", "late red"))
+            .unwrap();
+        assert!(matches!(result, Rollback::RolledBack { .. }));
+        let t = &store.read().transitions("R").unwrap()[0];
+        assert_eq!(
+            (t.from.as_deref(), t.to.as_str()),
+            (Some("done"), "development")
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! `orch exec` and the process-group runner (being built).
