@@ -150,6 +150,96 @@ pub fn why_dead(pid: i32, start_time: u64) -> Option<String> {
     }
 }
 
+/// Every process visible in `/proc` now, with its stat. A process that exits while the scan runs
+/// is simply absent; threads are not listed (only thread-group leaders).
+pub fn processes() -> Vec<(i32, ProcStat)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| {
+        let pid: i32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+        Some((pid, parse_stat(&read_stat_quickly(pid)?)?))
+    })
+    .collect()
+}
+
+/// `/proc/PID/stat` in one read: the kernel renders the line whole, so a buffer larger than it
+/// gets everything at once (open, read, close) — a full scan runs on every process-group run.
+fn read_stat_quickly(pid: i32) -> Option<String> {
+    use std::io::Read;
+    let path = format!("/proc/{pid}/stat");
+    let mut file = std::fs::File::open(&path).ok()?;
+    let mut buf = [0u8; 2048];
+    let n = file.read(&mut buf).ok()?;
+    if n == buf.len() {
+        return std::fs::read_to_string(&path).ok();
+    }
+    String::from_utf8(buf[..n].to_vec()).ok()
+}
+
+/// CPU clock ticks a process used itself plus those of the children it has already reaped
+/// (`utime + stime + cutime + cstime`): a suite's workers that exited still count.
+pub fn cpu_ticks_with_reaped_children(pid: i32) -> Option<u64> {
+    if pid <= 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    // Fields after the name, counted from 0: utime(11) stime(12) cutime(13) cstime(14).
+    rest.split_whitespace()
+        .skip(11)
+        .take(4)
+        .map(|f| f.parse::<i64>().ok().map(|v| v.max(0) as u64))
+        .sum()
+}
+
+/// The 1-minute load average from `/proc/loadavg`.
+pub fn load_average_1m() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// How many CPUs this process may run on (affinity and cgroup quota included).
+pub fn cpu_count() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1)
+}
+
+/// The live (non-zombie) processes whose process group is `pgid`.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    processes()
+        .into_iter()
+        .filter(|(_, s)| s.pgid == pgid && !s.is_dead())
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// Waits for a child up to `deadline`, polling: never a process-wide SIGCHLD handler (the
+/// wait-timeout crate's handler races with the runner's signal mask and can miss an exit).
+/// `None` when the deadline passed; the child is then still running.
+pub fn wait_child(
+    child: &mut std::process::Child,
+    deadline: std::time::Duration,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if start.elapsed() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Clock ticks per second, for reading `/proc` times.
 pub fn clock_ticks_per_second() -> u64 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
