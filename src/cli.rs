@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{advance, doctor, exec, queue, task};
+use crate::commands::{advance, doctor, exec, merge_gate, queue, task};
 
 /// Drive coding-agent tasks through a stage pipeline with quality gates.
 ///
@@ -43,6 +43,9 @@ pub enum Command {
     Task(task::TaskCommand),
     /// Move one task along one edge: lease, the edge's gates, CAS, history.
     Advance(advance::AdvanceArgs),
+    /// The merge sub-gate on its own (a CI step may run it); its pass is reused by `advance`.
+    #[command(subcommand)]
+    MergeGate(merge_gate::MergeGateCommand),
     /// The read-only operator view; never writes.
     Queue(queue::QueueArgs),
     /// Print the stage table, the gates and the effective config; check invariants.

@@ -134,6 +134,19 @@ impl Value for Duration {
     }
 }
 
+impl Value for String {
+    fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err("is empty".into());
+        }
+        Ok(raw.to_string())
+    }
+    fn show(&self) -> String {
+        self.clone()
+    }
+}
+
 impl Value for Option<String> {
     fn parse(raw: &str) -> Result<Self, String> {
         let raw = raw.trim();
@@ -212,6 +225,16 @@ pub struct Config {
     pub kill_grace: Duration,
     pub output_cap_bytes: u64,
     pub max_concurrent_runs: u32,
+    pub merge_retest_cmd: String,
+    pub merge_retest_timeout: Duration,
+    pub merge_skip_when_current: bool,
+    pub merge_infra_retry_enabled: bool,
+    pub merge_infra_retry_max: u32,
+    pub merge_infra_backoff: Duration,
+    pub merge_defer_delay: Duration,
+    pub merge_defer_max_attempts: u32,
+    pub alert_cmd: Option<String>,
+    pub alert_timeout: Duration,
     /// Every key with its effective value and source, in `.env.example` order.
     pub entries: Vec<Entry>,
     /// Values that were refused; their keys use the default.
@@ -287,6 +310,16 @@ impl Config {
             kill_grace: l.get("ORCH_KILL_GRACE_S", "20"),
             output_cap_bytes: l.get("ORCH_OUTPUT_CAP_BYTES", "262144"),
             max_concurrent_runs: l.get("ORCH_MAX_CONCURRENT_RUNS", "1"),
+            merge_retest_cmd: l.get("ORCH_MERGE_RETEST_CMD", "python3 -m pytest -q"),
+            merge_retest_timeout: l.get("ORCH_MERGE_RETEST_TIMEOUT_S", "900"),
+            merge_skip_when_current: l.get("ORCH_MERGE_RETEST_SKIP_WHEN_CURRENT_ENABLED", "true"),
+            merge_infra_retry_enabled: l.get("ORCH_MERGE_INFRA_RETRY_ENABLED", "true"),
+            merge_infra_retry_max: l.get("ORCH_MERGE_INFRA_RETRY_MAX", "2"),
+            merge_infra_backoff: l.get("ORCH_MERGE_INFRA_RETRY_BACKOFF_S", "120"),
+            merge_defer_delay: l.get("ORCH_MERGE_DEFER_DELAY_S", "60"),
+            merge_defer_max_attempts: l.get("ORCH_MERGE_DEFER_MAX_ATTEMPTS", "20"),
+            alert_cmd: l.get("ORCH_ALERT_CMD", ""),
+            alert_timeout: l.get("ORCH_ALERT_TIMEOUT_S", "30"),
             entries: Vec::new(),
             problems: Vec::new(),
         };
@@ -308,6 +341,14 @@ impl Config {
                 "ORCH_TRANSITION_LEASE_TTL_S ({}) must be at least 3 × ORCH_TRANSITION_LEASE_RENEW_S ({}); raise the TTL or renew more often",
                 self.lease_ttl.as_secs(),
                 self.lease_renew.as_secs()
+            ));
+        }
+        let defer_window = self.merge_defer_delay * self.merge_defer_max_attempts;
+        if defer_window < self.merge_retest_timeout + self.kill_grace {
+            violations.push(format!(
+                "ORCH_MERGE_DEFER_DELAY_S × ORCH_MERGE_DEFER_MAX_ATTEMPTS ({}s) must be at least ORCH_MERGE_RETEST_TIMEOUT_S + ORCH_KILL_GRACE_S ({}s), or a lock-busy task gives up while the holder may still run; raise the deferral delay or attempts",
+                defer_window.as_secs(),
+                (self.merge_retest_timeout + self.kill_grace).as_secs()
             ));
         }
         violations

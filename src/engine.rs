@@ -12,10 +12,13 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::error::{failure, Exit};
+use crate::gates::{self, edge_gates, GateCx, GateKind, GateResult, InfraKind, Verdict};
 use crate::host;
 use crate::lease::{self, Acquire, Claimant, HeldLease};
+use crate::requeue::{self, Requeued};
 use crate::stages::{find_edge, next_stages, Edge, Stage};
 use crate::store::{Db, EventRecord, LeaseRow, Store, Task};
+use crate::ui::Ui;
 
 /// One `orch advance`.
 #[derive(Clone, Debug)]
@@ -27,10 +30,12 @@ pub struct AdvanceRequest {
     pub event_id: Option<String>,
     pub validated_sha: Option<String>,
     pub reason: Option<String>,
+    /// Run a re-queued edge before its due time.
     pub force: bool,
 }
 
-/// What one `orch advance` did; also the outcome stored with its event id.
+/// What one `orch advance` (or `orch merge-gate retest`) did; also the outcome stored with its
+/// event id.
 #[derive(Clone, Debug, Serialize)]
 pub struct AdvanceReport {
     pub task_id: String,
@@ -43,11 +48,41 @@ pub struct AdvanceReport {
     /// Whether lease + CAS guarded the write (false under the kill-switch or out of scope).
     pub guarded: bool,
     pub message: String,
+    /// Every gate that ran, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateResult>,
+    /// The re-queue (or exhaustion) an infra outcome led to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requeue: Option<Requeued>,
+    /// The rollback a red gate led to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Rollback>,
     /// For a duplicate event: the outcome of its first delivery.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_outcome: Option<serde_json::Value>,
     #[serde(skip)]
     pub exit: Exit,
+}
+
+impl AdvanceReport {
+    fn new(task: &Task, outcome: &str, exit: Exit, message: String) -> AdvanceReport {
+        AdvanceReport {
+            task_id: task.id.clone(),
+            outcome: outcome.into(),
+            exit_code: exit.code(),
+            from: task.stage,
+            stage: task.stage,
+            version: task.version,
+            lease_token: None,
+            guarded: true,
+            message,
+            gates: Vec::new(),
+            requeue: None,
+            rollback: None,
+            first_outcome: None,
+            exit,
+        }
+    }
 }
 
 /// The task row, or exit 3.
@@ -61,22 +96,17 @@ pub fn load_task(db: &Db, id: &str) -> Result<Task> {
 }
 
 fn duplicate_report(task: &Task, event: EventRecord) -> AdvanceReport {
-    AdvanceReport {
-        task_id: task.id.clone(),
-        outcome: "duplicate".into(),
-        exit_code: 0,
-        from: task.stage,
-        stage: task.stage,
-        version: task.version,
-        lease_token: None,
-        guarded: true,
-        message: format!(
+    let mut report = AdvanceReport::new(
+        task,
+        "duplicate",
+        Exit::Ok,
+        format!(
             "event `{}` was already processed (exit {}); nothing done",
             event.event_id, event.exit_code
         ),
-        first_outcome: Some(event.outcome),
-        exit: Exit::Ok,
-    }
+    );
+    report.first_outcome = Some(event.outcome);
+    report
 }
 
 fn illegal(from: Stage, to: Stage) -> anyhow::Error {
@@ -111,6 +141,24 @@ fn busy(row: &LeaseRow) -> anyhow::Error {
     )
 }
 
+fn reclaim_blocked(row: &LeaseRow) -> anyhow::Error {
+    failure(
+        Exit::LostRace,
+        format!(
+            "task `{}`: its dead lease holder {} left a run whose processes could not be shown finished; backing off (hint: `orch reap`)",
+            row.task_id,
+            row.describe()
+        ),
+    )
+}
+
+fn lease_lost(id: &str) -> anyhow::Error {
+    failure(
+        Exit::LostRace,
+        format!("task `{id}`: this actor lost its lease while its gates ran; nothing written"),
+    )
+}
+
 fn moved_on(id: &str, now: Option<Task>, expected: Stage) -> anyhow::Error {
     match now {
         Some(t) if t.is_held() => held(&t),
@@ -125,8 +173,42 @@ fn moved_on(id: &str, now: Option<Task>, expected: Stage) -> anyhow::Error {
     }
 }
 
-/// Runs one transition. Returns the report for outcomes 0, 10, 11, 12; the others are failures.
-pub fn advance(store: &mut Store, config: &Config, req: &AdvanceRequest) -> Result<AdvanceReport> {
+/// Exit 11 when the edge is re-queued and not due yet (unless forced).
+fn check_due(db: &Db, task: &Task, edge: Edge, force: bool) -> Result<()> {
+    let Some(requeue) = db.requeue(&task.id)? else {
+        return Ok(());
+    };
+    let due_in = requeue.due_in_ms();
+    if force
+        || due_in <= 0
+        || requeue.from_stage != edge.from.as_str()
+        || requeue.to_stage != edge.to.as_str()
+    {
+        return Ok(());
+    }
+    Err(failure(
+        Exit::Infra,
+        format!(
+            "task `{}`: {} is re-queued ({} {}: {}) and due in {}s, at {} (hint: `orch advance --next` runs it when due; --force runs it now)",
+            task.id,
+            edge,
+            requeue.kind,
+            requeue.attempt,
+            requeue.reason,
+            (due_in + 999) / 1000,
+            crate::ui::timestamp(requeue.due_at)
+        ),
+    ))
+}
+
+/// Runs one transition. Returns the report for outcomes 0, 10, 11, 12, 13; the others are
+/// failures.
+pub fn advance(
+    store: &mut Store,
+    config: &Config,
+    ui: Ui,
+    req: &AdvanceRequest,
+) -> Result<AdvanceReport> {
     let snap = load_task(&store.read(), &req.task_id)?;
     if let Some(event_id) = &req.event_id {
         if let Some(event) = store.read().event(event_id)? {
@@ -138,7 +220,7 @@ pub fn advance(store: &mut Store, config: &Config, req: &AdvanceRequest) -> Resu
     if snap.is_held() {
         return Err(held(&snap));
     }
-    // The due-time check of a re-queued edge goes here (merge-gate work), bypassed by `--force`.
+    check_due(&store.read(), &snap, edge, req.force)?;
     let guarded = config.lease_applies(&snap.repo);
     if guarded && snap.stage != from {
         store.write(|db| db.count("transition_lease.cas_lost", 1))?;
@@ -148,38 +230,338 @@ pub fn advance(store: &mut Store, config: &Config, req: &AdvanceRequest) -> Resu
     if edge_gates(edge).is_empty() {
         // No long step: the write transaction itself is the exclusion, so the lease is taken,
         // used by the CAS and released in that one transaction.
-        return commit_transition(store, config, req, &snap, edge, &me, None);
+        return commit_transition(store, config, req, &snap, edge, &me, None, Vec::new());
     }
-    let lease = match store.write(|db| {
-        if let Some(event_id) = &req.event_id {
-            if let Some(event) = db.event(event_id)? {
-                return Ok(Err(event));
-            }
-        }
-        lease::acquire(db, &snap.id, &me, config.lease_ttl).map(Ok)
-    })? {
+    let lease = match take_lease(store, config, &snap, &me, req.event_id.as_deref())? {
+        Ok(lease) => lease,
         Err(event) => return Ok(duplicate_report(&snap, event)),
-        Ok(Acquire::Busy(row)) => return Err(busy(&row)),
-        Ok(Acquire::Held(lease)) => lease,
     };
-    // Gates of the edge run here, between the lease and the CAS; none exist yet.
-    commit_transition(store, config, req, &snap, edge, &me, Some(&lease))
+    run_edge(
+        store,
+        config,
+        ui,
+        req,
+        snap,
+        edge,
+        me,
+        lease,
+        EdgeGoal::Transition,
+    )
 }
 
-/// The gates guarding an edge, in the order they run. Empty for now: the gate work fills it.
-pub fn edge_gates(_edge: Edge) -> &'static [&'static str] {
-    &[]
+/// Takes the task's lease for a gated step (or the unguarded stand-in), after the event-id check.
+fn take_lease(
+    store: &mut Store,
+    config: &Config,
+    snap: &Task,
+    me: &Claimant,
+    event_id: Option<&str>,
+) -> Result<std::result::Result<HeldLease, EventRecord>> {
+    if let Some(event_id) = event_id {
+        if let Some(event) = store.read().event(event_id)? {
+            return Ok(Err(event));
+        }
+    }
+    if !config.lease_applies(&snap.repo) {
+        return Ok(Ok(HeldLease::unguarded(&snap.id)));
+    }
+    match lease::acquire_with_reclaim(store, config, &snap.id, me)? {
+        Acquire::Held(lease) => Ok(Ok(lease)),
+        Acquire::Busy(row) => Err(busy(&row)),
+        Acquire::Reclaim(row) => Err(reclaim_blocked(&row)),
+    }
+}
+
+/// What a gated run is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EdgeGoal {
+    /// `orch advance`: gates, then the CAS to the edge's target stage.
+    Transition,
+    /// `orch merge-gate retest`: the merge sub-gate alone; its passing verdict is stored.
+    MergeGateOnly,
+}
+
+/// Runs the edge's gates under `lease`, then commits or routes; always releases the lease.
+#[expect(clippy::too_many_arguments, reason = "the step's whole context")]
+pub fn run_edge(
+    store: &mut Store,
+    config: &Config,
+    ui: Ui,
+    req: &AdvanceRequest,
+    snap: Task,
+    edge: Edge,
+    me: Claimant,
+    lease: HeldLease,
+    goal: EdgeGoal,
+) -> Result<AdvanceReport> {
+    let lease_for_release = lease.clone();
+    let result = run_edge_held(store, config, ui, req, snap, edge, me, lease, goal);
+    // Every path gives the lease up (the commit and routing paths already did, in their
+    // transactions; this is then a no-op delete).
+    let _ = store.write(|db| lease_for_release.release_in(db));
+    result
+}
+
+#[expect(clippy::too_many_arguments, reason = "the step's whole context")]
+fn run_edge_held(
+    store: &mut Store,
+    config: &Config,
+    ui: Ui,
+    req: &AdvanceRequest,
+    snap: Task,
+    edge: Edge,
+    me: Claimant,
+    lease: HeldLease,
+    goal: EdgeGoal,
+) -> Result<AdvanceReport> {
+    let gate_list: Vec<GateKind> = match goal {
+        EdgeGoal::Transition => edge_gates(edge).to_vec(),
+        EdgeGoal::MergeGateOnly => vec![GateKind::Merge],
+    };
+    let mut cx = GateCx {
+        store,
+        config,
+        ui,
+        task: snap.clone(),
+        lease,
+        me: me.clone(),
+        edge,
+        base_tip: None,
+    };
+    let mut results = Vec::new();
+    for gate in gate_list {
+        let result = gates::run(gate, &mut cx);
+        match &result.verdict {
+            Verdict::Passed { .. } | Verdict::Skipped { .. } => {
+                if !record_pass(&mut cx, &result)? {
+                    return Err(lease_lost(&snap.id));
+                }
+                ui.note(format!(
+                    "gate {}: {} — {}",
+                    gate.name(),
+                    result.outcome,
+                    result.verdict.detail()
+                ));
+                results.push(result);
+            }
+            Verdict::LeaseLost => return Err(lease_lost(&snap.id)),
+            _ => {
+                let base_tip = cx.base_tip.clone().unwrap_or_else(|| "unknown".into());
+                let lease = cx.lease.clone();
+                results.push(result);
+                return route_failure(
+                    cx.store, config, req, &snap, edge, &lease, &base_tip, results,
+                );
+            }
+        }
+    }
+    let lease = cx.lease.clone();
+    match goal {
+        EdgeGoal::Transition => commit_transition(
+            cx.store,
+            config,
+            req,
+            &snap,
+            edge,
+            &me,
+            Some(&lease),
+            results,
+        ),
+        EdgeGoal::MergeGateOnly => {
+            let mut report = AdvanceReport::new(
+                &snap,
+                "passed",
+                Exit::Ok,
+                format!(
+                    "{}: merge gate passed; {} may now advance to {}",
+                    snap.id, snap.stage, edge.to
+                ),
+            );
+            report.lease_token = lease.cas_token();
+            report.guarded = !lease.unguarded;
+            report.gates = results;
+            Ok(report)
+        }
+    }
+}
+
+/// Records a passing (or skipped) gate and its verdict, if the lease still holds.
+fn record_pass(cx: &mut GateCx, result: &GateResult) -> Result<bool> {
+    let task_id = cx.task.id.clone();
+    let edge_name = requeue::edge_name(cx.edge);
+    let lease = cx.lease.clone();
+    cx.store.write(|db| {
+        if !lease.still_held(db)? {
+            return Ok(false);
+        }
+        let now = host::wall_ms();
+        db.insert_gate_event(
+            &task_id,
+            &edge_name,
+            result.gate.name(),
+            result.outcome,
+            Some(&result.verdict.detail()),
+            result.run_id,
+            now,
+        )?;
+        db.count(
+            &format!("gates.{}.{}", result.gate.name(), result.outcome),
+            1,
+        )?;
+        if let (Some(head), Some(target)) = (&result.head, &result.target) {
+            if matches!(result.verdict, Verdict::Passed { .. }) || result.outcome == "skipped" {
+                db.insert_verdict(
+                    &task_id,
+                    result.gate.name(),
+                    head,
+                    target,
+                    result.run_id,
+                    now,
+                )?;
+            }
+        }
+        Ok(true)
+    })
+}
+
+/// Routes a gate that did not pass: red → `rollback_stage_cas`; infra → the edge's re-queue and
+/// budget (or, with `ORCH_MERGE_INFRA_RETRY_ENABLED=false`, the old rollback); cancelled →
+/// nothing routed. One transaction, under a re-check of the lease.
+#[expect(clippy::too_many_arguments, reason = "the step's whole context")]
+fn route_failure(
+    store: &mut Store,
+    config: &Config,
+    req: &AdvanceRequest,
+    snap: &Task,
+    edge: Edge,
+    lease: &HeldLease,
+    base_tip: &str,
+    results: Vec<GateResult>,
+) -> Result<AdvanceReport> {
+    let failed = results.last().expect("a failed gate").clone();
+    let gate = failed.gate.name();
+    let edge_name = requeue::edge_name(edge);
+    let routed = store.write(|db| {
+        if !lease.still_held(db)? {
+            return Ok(None);
+        }
+        let Some(task) = db.task(&snap.id)? else {
+            return Ok(None);
+        };
+        if task.stage != edge.from || task.version != snap.version || task.is_held() {
+            db.count("transition_lease.cas_lost", 1)?;
+            return Ok(None);
+        }
+        let now = host::wall_ms();
+        let detail = failed.verdict.detail();
+        db.insert_gate_event(&snap.id, &edge_name, gate, failed.outcome, Some(&detail), failed.run_id, now)?;
+        db.count(&format!("gates.{gate}.{}", failed.outcome), 1)?;
+        let expected = crate::store::Expected {
+            task_id: &snap.id,
+            stage: edge.from,
+            version: snap.version,
+            lease_token: lease.cas_token(),
+        };
+        let seen = Seen {
+            task_id: &snap.id,
+            repo: &snap.repo,
+            stage: edge.from,
+            version: snap.version,
+            lease_token: lease.cas_token(),
+        };
+        let mut report = AdvanceReport::new(&task, failed.outcome, Exit::Ok, String::new());
+        report.lease_token = lease.cas_token();
+        report.guarded = !lease.unguarded;
+        let red_reason = match &failed.verdict {
+            Verdict::Red { reason } => Some(format!("gate {gate} red: {reason}")),
+            Verdict::Infra { reason, .. } if !config.merge_infra_retry_enabled => Some(format!(
+                "gate {gate} infra ({}) treated as red (ORCH_MERGE_INFRA_RETRY_ENABLED=false): {reason}",
+                failed.outcome
+            )),
+            _ => None,
+        };
+        if let Some(reason) = red_reason {
+            let rollback = rollback_stage_cas(db, config, seen, &req.actor, &reason)?;
+            db.delete_requeue(&snap.id)?;
+            report.exit = Exit::GateRed;
+            report.message = match &rollback {
+                Rollback::RolledBack { version, dev_retries } => {
+                    report.stage = Stage::Development;
+                    report.version = *version;
+                    format!(
+                        "{}: {reason}; rolled back to development (version {version}, developer retry {dev_retries} of {})",
+                        snap.id, config.max_dev_retries
+                    )
+                }
+                Rollback::Held { reason } => format!("{}: on HOLD: {reason}", snap.id),
+                Rollback::Lost => format!("{}: {reason}; the rollback lost its CAS", snap.id),
+            };
+            report.rollback = Some(rollback);
+        } else {
+            match &failed.verdict {
+                Verdict::Infra { kind, reason } => {
+                    let requeued = if *kind == InfraKind::LockBusy {
+                        requeue::defer_or_infra(db, config, &task, expected, edge, gate, base_tip, reason, &req.actor)?
+                    } else {
+                        requeue::route_infra(db, config, &task, expected, edge, gate, base_tip, reason, &req.actor)?
+                    };
+                    report.exit = requeued.exit;
+                    report.message = match requeued.due_at {
+                        Some(due) => format!(
+                            "{}: gate {gate} {}: {reason}; {} {} of {}, due at {}; the task stays at {}",
+                            snap.id,
+                            failed.outcome,
+                            if requeued.outcome == "deferred" { "deferral" } else { "attempt" },
+                            requeued.attempt,
+                            requeued.of,
+                            crate::ui::timestamp(due),
+                            edge.from
+                        ),
+                        None => format!(
+                            "{}: gate {gate} {}: {reason}; infra retries exhausted (attempt {} of {}): on HOLD, one alert raised",
+                            snap.id, failed.outcome, requeued.attempt, requeued.of
+                        ),
+                    };
+                    report.requeue = Some(requeued);
+                }
+                Verdict::Cancelled { signal } => {
+                    report.exit = Exit::Cancelled;
+                    report.message = format!(
+                        "{}: cancelled by signal {signal}; the run was killed, nothing routed",
+                        snap.id
+                    );
+                }
+                _ => unreachable!("passes and lost leases are not routed"),
+            }
+        }
+        report.exit_code = report.exit.code();
+        report.gates = results.clone();
+        if let Some(event_id) = &req.event_id {
+            if matches!(report.exit, Exit::GateRed | Exit::Infra | Exit::Exhausted) {
+                db.insert_event(event_id, &snap.id, "advance", report.exit.code(), &serde_json::to_value(&report)?, now)?;
+            }
+        }
+        lease.release_in(db)?;
+        Ok(Some(report))
+    })?;
+    let report = routed.ok_or_else(|| lease_lost(&snap.id))?;
+    if let Some(key) = report.requeue.as_ref().and_then(|r| r.alert_key.as_deref()) {
+        crate::alerts::deliver_key(store, config, key)?;
+    }
+    Ok(report)
 }
 
 enum Written {
     Report(AdvanceReport),
     Duplicate(EventRecord),
     Busy(LeaseRow),
+    Reclaim(LeaseRow),
     Lost(Option<Task>),
 }
 
 /// The write of a transition: CAS (or the plain write), history row, event id and counters, in
 /// one transaction. With `held == None` the lease is taken and released inside it.
+#[expect(clippy::too_many_arguments, reason = "the step's whole context")]
 fn commit_transition(
     store: &mut Store,
     config: &Config,
@@ -188,86 +570,234 @@ fn commit_transition(
     edge: Edge,
     me: &Claimant,
     held: Option<&HeldLease>,
+    gates: Vec<GateResult>,
 ) -> Result<AdvanceReport> {
     let guarded = config.lease_applies(&snap.repo);
-    let written = store.write(|db| {
-        if let Some(event_id) = &req.event_id {
-            if let Some(event) = db.event(event_id)? {
-                return Ok(Written::Duplicate(event));
-            }
-        }
-        let now = host::wall_ms();
-        let (from, version, token) = if guarded {
-            let lease = match held {
-                Some(lease) => lease.clone(),
-                None => match lease::acquire(db, &snap.id, me, config.lease_ttl)? {
-                    Acquire::Held(lease) => lease,
-                    Acquire::Busy(row) => return Ok(Written::Busy(row)),
-                },
-            };
-            let expected = crate::store::Expected {
-                task_id: &snap.id,
-                stage: edge.from,
-                version: snap.version,
-                lease_token: Some(lease.token),
-            };
-            let moved = db.cas_stage(expected, edge.to, req.validated_sha.as_deref(), 0, now)?;
-            lease.release_in(db)?;
-            match moved {
-                Some(version) => (edge.from, version, Some(lease.token)),
-                None => {
-                    db.count("transition_lease.cas_lost", 1)?;
-                    return Ok(Written::Lost(db.task(&snap.id)?));
+    for _ in 0..3 {
+        let written = store.write(|db| {
+            if let Some(event_id) = &req.event_id {
+                if let Some(event) = db.event(event_id)? {
+                    return Ok(Written::Duplicate(event));
                 }
             }
-        } else {
-            match db.plain_write_stage(&snap.id, edge.to, req.validated_sha.as_deref(), 0, now)? {
-                Some((from, version)) => (from, version, None),
-                None => return Ok(Written::Lost(None)),
-            }
-        };
-        db.insert_transition(
-            &snap.id,
-            Some(from),
-            edge.to,
-            version,
-            &req.actor,
-            req.reason.as_deref(),
-            token,
-            now,
-        )?;
-        db.count("transitions.total", 1)?;
-        let report = AdvanceReport {
-            task_id: snap.id.clone(),
-            outcome: "advanced".into(),
-            exit_code: 0,
-            from,
-            stage: edge.to,
-            version,
-            lease_token: token,
-            guarded,
-            message: format!("{} {from} → {} (version {version})", snap.id, edge.to),
-            first_outcome: None,
-            exit: Exit::Ok,
-        };
-        if let Some(event_id) = &req.event_id {
-            db.insert_event(
-                event_id,
+            let now = host::wall_ms();
+            let (from, version, token) = if guarded {
+                let lease = match held {
+                    Some(lease) => lease.clone(),
+                    None => match lease::acquire(db, &snap.id, me, config.lease_ttl)? {
+                        Acquire::Held(lease) => lease,
+                        Acquire::Busy(row) => return Ok(Written::Busy(row)),
+                        Acquire::Reclaim(row) => return Ok(Written::Reclaim(row)),
+                    },
+                };
+                let expected = crate::store::Expected {
+                    task_id: &snap.id,
+                    stage: edge.from,
+                    version: snap.version,
+                    lease_token: Some(lease.token),
+                };
+                let moved =
+                    db.cas_stage(expected, edge.to, req.validated_sha.as_deref(), 0, now)?;
+                lease.release_in(db)?;
+                match moved {
+                    Some(version) => (edge.from, version, Some(lease.token)),
+                    None => {
+                        db.count("transition_lease.cas_lost", 1)?;
+                        return Ok(Written::Lost(db.task(&snap.id)?));
+                    }
+                }
+            } else {
+                match db.plain_write_stage(
+                    &snap.id,
+                    edge.to,
+                    req.validated_sha.as_deref(),
+                    0,
+                    now,
+                )? {
+                    Some((from, version)) => (from, version, None),
+                    None => return Ok(Written::Lost(None)),
+                }
+            };
+            db.insert_transition(
                 &snap.id,
-                "advance",
-                0,
-                &serde_json::to_value(&report)?,
+                Some(from),
+                edge.to,
+                version,
+                &req.actor,
+                req.reason.as_deref(),
+                token,
                 now,
             )?;
+            db.delete_requeue(&snap.id)?;
+            db.count("transitions.total", 1)?;
+            let mut report = AdvanceReport::new(
+                snap,
+                "advanced",
+                Exit::Ok,
+                format!("{} {from} → {} (version {version})", snap.id, edge.to),
+            );
+            report.from = from;
+            report.stage = edge.to;
+            report.version = version;
+            report.lease_token = token;
+            report.guarded = guarded;
+            report.gates = gates.clone();
+            if let Some(event_id) = &req.event_id {
+                db.insert_event(
+                    event_id,
+                    &snap.id,
+                    "advance",
+                    0,
+                    &serde_json::to_value(&report)?,
+                    now,
+                )?;
+            }
+            Ok(Written::Report(report))
+        })?;
+        match written {
+            Written::Report(report) => return Ok(report),
+            Written::Duplicate(event) => return Ok(duplicate_report(snap, event)),
+            Written::Busy(row) => return Err(busy(&row)),
+            Written::Lost(now) => return Err(moved_on(&snap.id, now, edge.from)),
+            Written::Reclaim(row) => {
+                let why = format!("lease holder {} is dead", row.describe());
+                let done = crate::reclaim::finish_runs_of_dead_holder(
+                    store,
+                    config,
+                    row.owner_pid,
+                    row.owner_pid_start,
+                    &row.host,
+                    &row.boot_id,
+                    &row.pid_ns,
+                    &why,
+                )?;
+                if !done {
+                    return Err(reclaim_blocked(&row));
+                }
+            }
         }
-        Ok(Written::Report(report))
-    })?;
-    match written {
-        Written::Report(report) => Ok(report),
-        Written::Duplicate(event) => Ok(duplicate_report(snap, event)),
-        Written::Busy(row) => Err(busy(&row)),
-        Written::Lost(now) => Err(moved_on(&snap.id, now, edge.from)),
     }
+    Err(failure(
+        Exit::LostRace,
+        format!("task `{}`: its lease keeps changing hands", snap.id),
+    ))
+}
+
+/// `orch advance --next`: claims the earliest due re-queue whose task is neither held nor leased
+/// (one `UPDATE … RETURNING`, the lease taken in the same transaction) and runs that edge.
+/// `Ok(None)` when nothing is due.
+pub fn advance_next(
+    store: &mut Store,
+    config: &Config,
+    ui: Ui,
+    actor: &str,
+) -> Result<Option<AdvanceReport>> {
+    let me = Claimant::current(format!("{actor} (orch advance --next)"));
+    let claimed = store.write(|db| {
+        let Some(requeue) =
+            db.claim_due_requeue(host::wall_ms(), host::boot_ms(), host::boot_id())?
+        else {
+            return Ok(None);
+        };
+        let task = load_task(db, &requeue.task_id)?;
+        let lease = if config.lease_applies(&task.repo) {
+            match lease::acquire(db, &task.id, &me, config.lease_ttl)? {
+                Acquire::Held(lease) => lease,
+                _ => return Ok(None),
+            }
+        } else {
+            HeldLease::unguarded(&task.id)
+        };
+        Ok(Some((requeue, task, lease)))
+    })?;
+    let Some((requeue, task, lease)) = claimed else {
+        return Ok(None);
+    };
+    let from: Stage = requeue.from_stage.parse().map_err(anyhow::Error::msg)?;
+    let to: Stage = requeue.to_stage.parse().map_err(anyhow::Error::msg)?;
+    let edge = find_edge(from, to).ok_or_else(|| illegal(from, to))?;
+    if task.stage != from {
+        let _ = store.write(|db| {
+            db.delete_requeue(&task.id)?;
+            lease.release_in(db)
+        });
+        let id = task.id.clone();
+        return Err(moved_on(&id, Some(task), from));
+    }
+    let req = AdvanceRequest {
+        task_id: task.id.clone(),
+        to,
+        expect: Some(from),
+        actor: actor.to_string(),
+        event_id: None,
+        validated_sha: None,
+        reason: Some(format!(
+            "re-queued {} (attempt {}) due",
+            requeue.kind, requeue.attempt
+        )),
+        force: true,
+    };
+    ui.note(format!(
+        "advance --next: {} {edge}: re-queued {} {} due; running it",
+        task.id, requeue.kind, requeue.attempt
+    ));
+    run_edge(
+        store,
+        config,
+        ui,
+        &req,
+        task,
+        edge,
+        me,
+        lease,
+        EdgeGoal::Transition,
+    )
+    .map(Some)
+}
+
+/// `orch merge-gate retest`: the merge sub-gate alone, at `deploy-staging`, under the task's lease.
+pub fn merge_gate_retest(
+    store: &mut Store,
+    config: &Config,
+    ui: Ui,
+    req: &AdvanceRequest,
+) -> Result<AdvanceReport> {
+    let snap = load_task(&store.read(), &req.task_id)?;
+    if let Some(event_id) = &req.event_id {
+        if let Some(event) = store.read().event(event_id)? {
+            return Ok(duplicate_report(&snap, event));
+        }
+    }
+    let edge = GateKind::Merge.edge();
+    if snap.stage != edge.from {
+        return Err(failure(
+            Exit::Illegal,
+            format!(
+                "task `{}` is at `{}`; the merge gate guards `{edge}` (hint: advance it to `{}` first)",
+                snap.id, snap.stage, edge.from
+            ),
+        ));
+    }
+    if snap.is_held() {
+        return Err(held(&snap));
+    }
+    check_due(&store.read(), &snap, edge, req.force)?;
+    let me = Claimant::current(format!("{} (orch merge-gate retest)", req.actor));
+    let lease = match take_lease(store, config, &snap, &me, req.event_id.as_deref())? {
+        Ok(lease) => lease,
+        Err(event) => return Ok(duplicate_report(&snap, event)),
+    };
+    run_edge(
+        store,
+        config,
+        ui,
+        req,
+        snap,
+        edge,
+        me,
+        lease,
+        EdgeGoal::MergeGateOnly,
+    )
 }
 
 /// What a rollback did.

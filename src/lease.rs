@@ -127,6 +127,9 @@ pub enum Acquire {
     Held(HeldLease),
     /// A live holder has it; nothing was written but the `busy` counter.
     Busy(LeaseRow),
+    /// The holder is dead but has unfinished runs: they must be finished (outside the
+    /// transaction, through `reclaim`) before the lease can be taken over.
+    Reclaim(LeaseRow),
 }
 
 /// A lease this process holds.
@@ -138,6 +141,8 @@ pub struct HeldLease {
     pub took_over: Option<String>,
     /// Whether this process already held it (re-entry).
     pub reentered: bool,
+    /// No lease row at all: the kill-switch (or scope) turned the lease off for this task.
+    pub unguarded: bool,
 }
 
 /// Acquires the lease of `task_id` inside the caller's write transaction.
@@ -145,6 +150,27 @@ pub struct HeldLease {
 /// Re-entry by the same process returns its token; a dead holder's row is replaced (a fresh
 /// token); a live holder is never usurped.
 pub fn acquire(db: &Db, task_id: &str, me: &Claimant, ttl: Duration) -> Result<Acquire> {
+    acquire_inner(db, task_id, me, ttl, true)
+}
+
+/// `acquire` for the routine that finishes dead runs: it is itself finishing them, so a dead
+/// holder's open runs do not stop it.
+pub fn acquire_for_reclaim(
+    db: &Db,
+    task_id: &str,
+    me: &Claimant,
+    ttl: Duration,
+) -> Result<Acquire> {
+    acquire_inner(db, task_id, me, ttl, false)
+}
+
+fn acquire_inner(
+    db: &Db,
+    task_id: &str,
+    me: &Claimant,
+    ttl: Duration,
+    check_runs: bool,
+) -> Result<Acquire> {
     let mut took_over = None;
     if let Some(row) = db.lease(task_id)? {
         match row.judge(me) {
@@ -154,6 +180,7 @@ pub fn acquire(db: &Db, task_id: &str, me: &Claimant, ttl: Duration) -> Result<A
                     token: row.token,
                     took_over: None,
                     reentered: true,
+                    unguarded: false,
                 }))
             }
             Holder::Alive => {
@@ -161,6 +188,19 @@ pub fn acquire(db: &Db, task_id: &str, me: &Claimant, ttl: Duration) -> Result<A
                 return Ok(Acquire::Busy(row));
             }
             Holder::Dead(why) => {
+                if check_runs
+                    && !db
+                        .unfinished_runs_of(
+                            row.owner_pid,
+                            row.owner_pid_start,
+                            &row.host,
+                            &row.boot_id,
+                            &row.pid_ns,
+                        )?
+                        .is_empty()
+                {
+                    return Ok(Acquire::Reclaim(row));
+                }
                 db.delete_lease(task_id, row.token)?;
                 db.count("transition_lease.taken_over", 1)?;
                 took_over = Some(why);
@@ -190,13 +230,69 @@ pub fn acquire(db: &Db, task_id: &str, me: &Claimant, ttl: Duration) -> Result<A
         token,
         took_over,
         reentered: false,
+        unguarded: false,
     }))
 }
 
+/// Acquires a task's lease in its own write transaction, first finishing a dead holder's runs
+/// through the shared routine. A dead holder whose runs cannot be shown finished is reported as
+/// `Busy`: the caller backs off rather than start a second suite beside a surviving one.
+pub fn acquire_with_reclaim(
+    store: &mut Store,
+    config: &crate::config::Config,
+    task_id: &str,
+    me: &Claimant,
+) -> Result<Acquire> {
+    for _ in 0..3 {
+        match store.write(|db| acquire(db, task_id, me, config.lease_ttl))? {
+            Acquire::Reclaim(row) => {
+                let why = format!("lease holder {} is dead", row.describe());
+                let done = crate::reclaim::finish_runs_of_dead_holder(
+                    store,
+                    config,
+                    row.owner_pid,
+                    row.owner_pid_start,
+                    &row.host,
+                    &row.boot_id,
+                    &row.pid_ns,
+                    &why,
+                )?;
+                if !done {
+                    return Ok(Acquire::Reclaim(row));
+                }
+            }
+            other => return Ok(other),
+        }
+    }
+    Ok(Acquire::Busy(store.read().lease(task_id)?.ok_or_else(
+        || anyhow::anyhow!("lease of `{task_id}` vanished while reclaiming"),
+    )?))
+}
+
 impl HeldLease {
+    /// The stand-in for a lease when the lease does not apply (kill-switch or out of scope):
+    /// renewals and re-checks always succeed, and CAS writes are plain.
+    pub fn unguarded(task_id: &str) -> HeldLease {
+        HeldLease {
+            task_id: task_id.to_string(),
+            token: 0,
+            took_over: None,
+            reentered: false,
+            unguarded: true,
+        }
+    }
+
+    /// The token a CAS must require, if any.
+    pub fn cas_token(&self) -> Option<i64> {
+        (!self.unguarded).then_some(self.token)
+    }
+
     /// Extends the lease, retrying while the database is busy. `false` means the token is gone:
     /// the caller must stop its run and exit 4.
     pub fn renew(&self, store: &mut Store, ttl: Duration) -> Result<bool> {
+        if self.unguarded {
+            return Ok(true);
+        }
         let ttl_ms = ttl.as_millis() as i64;
         store.write_retrying(|db| {
             db.renew_lease(
@@ -211,6 +307,9 @@ impl HeldLease {
 
     /// Whether the token still holds the lease (checked before each irreversible step).
     pub fn still_held(&self, db: &Db) -> Result<bool> {
+        if self.unguarded {
+            return Ok(true);
+        }
         Ok(db
             .lease(&self.task_id)?
             .is_some_and(|row| row.token == self.token))
@@ -219,7 +318,7 @@ impl HeldLease {
     /// Gives the lease up inside the caller's transaction (a no-op when re-entered: the outer
     /// holder releases it).
     pub fn release_in(&self, db: &Db) -> Result<()> {
-        if !self.reentered {
+        if !self.reentered && !self.unguarded {
             db.delete_lease(&self.task_id, self.token)?;
         }
         Ok(())

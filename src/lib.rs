@@ -4,15 +4,20 @@
 //! durable per-task transition lease and the expected-stage-and-version compare-and-swap. Data
 //! flows one way: command → engine (stage table, lease, gates) → store.
 
+pub mod alerts;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod gates;
 pub mod git;
 pub mod host;
 pub mod lease;
+pub mod merge_lock;
 pub mod queue;
+pub mod reclaim;
+pub mod requeue;
 pub mod runner;
 pub mod stages;
 pub mod store;
@@ -52,6 +57,15 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     let config = Config::from_env(cli.db.as_deref());
     for problem in &config.problems {
         eprintln!("orch: warning: {problem}");
+    }
+    // `doctor` reports the invariants itself; `queue` and `exec` do not depend on them.
+    if !matches!(
+        cli.command,
+        cli::Command::Doctor(_) | cli::Command::Queue(_) | cli::Command::Exec(_)
+    ) {
+        for violation in config.invariant_violations() {
+            eprintln!("orch: warning: {violation}");
+        }
     }
     let ctx = Context { config, ui };
     match commands::dispatch(&ctx, cli.command) {

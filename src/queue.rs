@@ -19,6 +19,53 @@ pub struct QueueView {
     pub transition_lease: LeaseBlock,
     pub alerts: AlertsBlock,
     pub runs: RunsBlock,
+    pub merge_gate: MergeGateBlock,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MergeGateBlock {
+    pub config: MergeGateConfig,
+    /// Gate outcomes: passed, skipped, red, timeout, lock-busy, other, cancelled.
+    pub outcomes: std::collections::BTreeMap<String, i64>,
+    pub skipped_current: i64,
+    pub deferred: i64,
+    pub infra_requeued: i64,
+    pub exhausted: i64,
+    pub locks: Vec<MergeLockView>,
+    pub pending: Vec<PendingRequeue>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MergeGateConfig {
+    pub retest_cmd: String,
+    pub retest_timeout_s: u64,
+    pub skip_when_current: bool,
+    pub infra_retry_enabled: bool,
+    pub infra_retry_max: u32,
+    pub infra_retry_backoff_s: u64,
+    pub defer_delay_s: u64,
+    pub defer_max_attempts: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MergeLockView {
+    pub repo: String,
+    pub task_id: String,
+    pub owner: String,
+    pub age_s: i64,
+    pub holder: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PendingRequeue {
+    pub task_id: String,
+    pub edge: String,
+    pub kind: String,
+    pub attempt: i64,
+    pub reason: String,
+    pub due_at: i64,
+    /// Seconds until due; negative when overdue.
+    pub due_in_s: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -111,6 +158,63 @@ pub fn build(db: &Db, config: &Config) -> Result<QueueView> {
         })
         .collect();
     let counter = |name: &str| db.counter(name);
+    let c = &config;
+    let mut outcomes = std::collections::BTreeMap::new();
+    for outcome in [
+        "passed",
+        "skipped",
+        "red",
+        "timeout",
+        "lock-busy",
+        "other",
+        "cancelled",
+    ] {
+        outcomes.insert(
+            outcome.to_string(),
+            counter(&format!("gates.merge.{outcome}"))?,
+        );
+    }
+    let merge_gate = MergeGateBlock {
+        config: MergeGateConfig {
+            retest_cmd: c.merge_retest_cmd.clone(),
+            retest_timeout_s: c.merge_retest_timeout.as_secs(),
+            skip_when_current: c.merge_skip_when_current,
+            infra_retry_enabled: c.merge_infra_retry_enabled,
+            infra_retry_max: c.merge_infra_retry_max,
+            infra_retry_backoff_s: c.merge_infra_backoff.as_secs(),
+            defer_delay_s: c.merge_defer_delay.as_secs(),
+            defer_max_attempts: c.merge_defer_max_attempts,
+        },
+        outcomes,
+        skipped_current: counter("gates.merge.skipped_current")?,
+        deferred: counter("gates.merge.deferred")?,
+        infra_requeued: counter("gates.merge.infra_requeued")?,
+        exhausted: counter("gates.merge.exhausted")?,
+        locks: db
+            .merge_locks()?
+            .into_iter()
+            .map(|l| MergeLockView {
+                age_s: (now - l.acquired_at).max(0) / 1000,
+                holder: format!("pid {} on {}", l.owner_pid, l.host),
+                repo: l.repo,
+                task_id: l.task_id,
+                owner: l.owner,
+            })
+            .collect(),
+        pending: db
+            .requeues()?
+            .into_iter()
+            .map(|r| PendingRequeue {
+                due_in_s: r.due_in_ms().div_euclid(1000),
+                edge: format!("{} → {}", r.from_stage, r.to_stage),
+                task_id: r.task_id,
+                kind: r.kind,
+                attempt: r.attempt,
+                reason: r.reason,
+                due_at: r.due_at,
+            })
+            .collect(),
+    };
     let (total, undelivered) = db.alert_totals()?;
     Ok(QueueView {
         generated_at: now,
@@ -144,6 +248,7 @@ pub fn build(db: &Db, config: &Config) -> Result<QueueView> {
                 })
                 .collect(),
         },
+        merge_gate,
     })
 }
 
@@ -205,6 +310,45 @@ pub fn render_text(view: &QueueView) -> Vec<String> {
             } else {
                 "UNDELIVERED"
             }
+        ));
+    }
+    let m = &view.merge_gate;
+    out.push(format!(
+        "merge_gate  {}  skipped_current {}  deferred {}  infra_requeued {}  exhausted {}",
+        m.outcomes
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join("  "),
+        m.skipped_current,
+        m.deferred,
+        m.infra_requeued,
+        m.exhausted
+    ));
+    for l in &m.locks {
+        out.push(format!(
+            "  lock {}  task {}  {}  {}  {}",
+            l.repo,
+            l.task_id,
+            l.owner,
+            crate::ui::age(l.age_s * 1000),
+            l.holder
+        ));
+    }
+    for p in &m.pending {
+        out.push(format!(
+            "  re-queued {}  {}  {} {}  due {} ({})  {}",
+            p.task_id,
+            p.edge,
+            p.kind,
+            p.attempt,
+            crate::ui::timestamp(p.due_at),
+            if p.due_in_s <= 0 {
+                "due now".to_string()
+            } else {
+                format!("in {}s", p.due_in_s)
+            },
+            p.reason
         ));
     }
     out.push(format!("runs  {} alive", view.runs.alive.len()));

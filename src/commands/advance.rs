@@ -1,11 +1,12 @@
-//! `orch advance`: one transition of one task.
+//! `orch advance`: one transition of one task, or (`--next`) the cron driver that runs the
+//! re-queued edge due soonest.
 
 use anyhow::Result;
 use clap::Args;
 
 use crate::config::default_actor;
-use crate::engine::{self, AdvanceRequest};
-use crate::error::Exit;
+use crate::engine::{self, AdvanceReport, AdvanceRequest};
+use crate::error::{failure, Exit};
 use crate::stages::Stage;
 use crate::store::Store;
 use crate::Context;
@@ -13,10 +14,11 @@ use crate::Context;
 #[derive(Debug, Args)]
 pub struct AdvanceArgs {
     /// The task to move.
-    pub id: String,
+    #[arg(required_unless_present = "next", conflicts_with = "next")]
+    pub id: Option<String>,
     /// The stage to move it to.
-    #[arg(long, value_enum)]
-    pub to: Stage,
+    #[arg(long, value_enum, required_unless_present = "next")]
+    pub to: Option<Stage>,
     /// The stage this actor believes the task is at; the write lands only if it still is.
     #[arg(long, value_enum)]
     pub expect: Option<Stage>,
@@ -32,23 +34,65 @@ pub struct AdvanceArgs {
     /// Why, for the history.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+    /// Run a re-queued edge now, before its due time.
+    #[arg(long)]
+    pub force: bool,
+    /// The cron driver: claim the task whose re-queued edge is due soonest and run that edge.
+    #[arg(long, conflicts_with_all = ["to", "expect", "event_id", "validated_sha", "force"])]
+    pub next: bool,
 }
 
 pub fn run(ctx: &Context, args: AdvanceArgs) -> Result<Exit> {
+    let actor = args.actor.unwrap_or_else(default_actor);
+    let mut store = Store::open(&ctx.config.db_path)?;
+    if args.next {
+        return match engine::advance_next(&mut store, &ctx.config, ctx.ui, &actor)? {
+            Some(report) => print(ctx, &report),
+            None => {
+                let next = store.read().requeues()?.into_iter().next();
+                if ctx.ui.json {
+                    ctx.ui.json(&serde_json::json!({
+                        "outcome": "nothing-due",
+                        "exit_code": 0,
+                        "next_due": next.as_ref().map(|r| serde_json::json!({
+                            "task_id": r.task_id, "due_at": r.due_at, "kind": r.kind,
+                        })),
+                    }))?;
+                } else {
+                    ctx.ui.line(match next {
+                        Some(r) => format!(
+                            "nothing due; next: {} at {}",
+                            r.task_id,
+                            crate::ui::timestamp(r.due_at)
+                        ),
+                        None => "nothing due; no re-queued edge".to_string(),
+                    });
+                }
+                Ok(Exit::Ok)
+            }
+        };
+    }
+    let (Some(task_id), Some(to)) = (args.id, args.to) else {
+        return Err(failure(Exit::Usage, "give a task id and --to, or --next"));
+    };
     let request = AdvanceRequest {
-        task_id: args.id,
-        to: args.to,
+        task_id,
+        to,
         expect: args.expect,
-        actor: args.actor.unwrap_or_else(default_actor),
+        actor,
         event_id: args.event_id,
         validated_sha: args.validated_sha,
         reason: args.reason,
-        force: false,
+        force: args.force,
     };
-    let mut store = Store::open(&ctx.config.db_path)?;
-    let report = engine::advance(&mut store, &ctx.config, &request)?;
+    let report = engine::advance(&mut store, &ctx.config, ctx.ui, &request)?;
+    print(ctx, &report)
+}
+
+/// Prints a step's report (text or JSON) and returns its exit code.
+pub fn print(ctx: &Context, report: &AdvanceReport) -> Result<Exit> {
     if ctx.ui.json {
-        ctx.ui.json(&report)?;
+        ctx.ui.json(report)?;
     } else {
         ctx.ui.line(&report.message);
     }

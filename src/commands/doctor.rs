@@ -6,8 +6,8 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::config::Entry;
-use crate::engine::edge_gates;
 use crate::error::Exit;
+use crate::gates::edge_gates;
 use crate::stages::{Edge, STAGE_TRANSITIONS};
 use crate::store::{Store, SCHEMA_VERSION};
 use crate::Context;
@@ -53,7 +53,7 @@ pub fn run(ctx: &Context, _args: DoctorArgs) -> Result<Exit> {
             .iter()
             .map(|&edge| EdgeView {
                 edge,
-                gates: edge_gates(edge).to_vec(),
+                gates: edge_gates(edge).iter().map(|g| g.name()).collect(),
             })
             .collect(),
         config: &config.entries,

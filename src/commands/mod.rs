@@ -3,6 +3,7 @@
 pub mod advance;
 pub mod doctor;
 pub mod exec;
+pub mod merge_gate;
 pub mod queue;
 pub mod task;
 
@@ -18,6 +19,7 @@ pub fn dispatch(ctx: &Context, command: Command) -> Result<i32> {
         Command::Advance(args) => advance::run(ctx, args).map(|e| e.code()),
         Command::Queue(args) => queue::run(ctx, args).map(|e| e.code()),
         Command::Doctor(args) => doctor::run(ctx, args).map(|e| e.code()),
+        Command::MergeGate(cmd) => merge_gate::run(ctx, cmd).map(|e| e.code()),
         Command::Exec(args) => exec::run(ctx, args),
     }
 }

@@ -368,15 +368,22 @@ fn release(ctx: &Context, args: ReleaseArgs) -> Result<Exit> {
     let mut store = Store::open(&ctx.config.db_path)?;
     let released = store.write(|db| {
         load_task(db, &args.id)?;
-        db.release_hold(&args.id, &actor, host::wall_ms())
+        let released = db.release_hold(&args.id, &actor, host::wall_ms())?;
+        if released {
+            // A human looked: the developer retries and every infra budget start over.
+            db.clear_budgets(&args.id)?;
+        }
+        Ok(released)
     })?;
     let outcome = if released { "released" } else { "not-held" };
     if ctx.ui.json {
         ctx.ui
             .json(&serde_json::json!({ "task_id": args.id, "outcome": outcome }))?;
     } else if released {
-        ctx.ui
-            .line(format!("{} released; developer retries cleared", args.id));
+        ctx.ui.line(format!(
+            "{} released; developer retries and infra attempts cleared",
+            args.id
+        ));
     } else {
         ctx.ui
             .line(format!("{} is not on HOLD; nothing changed", args.id));

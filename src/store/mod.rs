@@ -6,8 +6,12 @@
 //! list of migrations. A file that is not a database, or one from a newer schema, is refused and
 //! left untouched. Read-only commands open with `mode=ro` and never create a file.
 
+mod alerts;
 mod history;
 mod lease;
+mod locks;
+mod reap;
+mod requeue;
 mod runs;
 mod schema;
 mod tasks;
@@ -21,8 +25,11 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 use crate::error::{failure, Exit};
 
+pub use alerts::PendingAlert;
 pub use history::{Counter, EventRecord, GateEventRow, HistoryItem, HoldRow, TransitionRow};
 pub use lease::LeaseRow;
+pub use locks::MergeLockRow;
+pub use requeue::{Budget, RequeueRow};
 pub use runs::{NewRun, RunRow};
 pub use schema::SCHEMA_VERSION;
 pub use tasks::{Expected, NewTask, Task};

@@ -133,6 +133,72 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX runs_unfinished ON runs(started_at) WHERE finished_at IS NULL;
     CREATE INDEX runs_by_task ON runs(task_id, id);
+
+    -- The per-repository merge lock: held with a task's lease, its holder judged like one.
+    CREATE TABLE merge_locks (
+        repo            TEXT PRIMARY KEY,
+        task_id         TEXT NOT NULL REFERENCES tasks(id),
+        lease_token     INTEGER NOT NULL,
+        owner           TEXT NOT NULL,
+        owner_pid       INTEGER NOT NULL,
+        owner_pid_start INTEGER NOT NULL,
+        boot_id         TEXT NOT NULL,
+        pid_ns          TEXT NOT NULL,
+        host            TEXT NOT NULL,
+        acquired_at     INTEGER NOT NULL,
+        renewed_at      INTEGER NOT NULL,
+        renewed_boot_ms INTEGER NOT NULL,
+        ttl_ms          INTEGER NOT NULL
+    ) STRICT;
+
+    -- A task's pending re-queue of one edge (infra failure or lock-busy deferral).
+    CREATE TABLE requeues (
+        task_id     TEXT PRIMARY KEY REFERENCES tasks(id),
+        from_stage  TEXT NOT NULL,
+        to_stage    TEXT NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('infra', 'deferral')),
+        attempt     INTEGER NOT NULL,
+        reason      TEXT NOT NULL,
+        due_at      INTEGER NOT NULL,
+        due_boot_ms INTEGER NOT NULL,
+        boot_id     TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        claimed_at  INTEGER
+    ) STRICT;
+    CREATE INDEX requeues_by_due ON requeues(due_at);
+
+    -- One infra budget (and deferral count) per (task, edge, branch tip before the rebase).
+    CREATE TABLE edge_budgets (
+        task_id        TEXT NOT NULL REFERENCES tasks(id),
+        edge           TEXT NOT NULL,
+        base_tip       TEXT NOT NULL,
+        infra_attempts INTEGER NOT NULL DEFAULT 0,
+        deferrals      INTEGER NOT NULL DEFAULT 0,
+        exhausted_at   INTEGER,
+        PRIMARY KEY (task_id, edge, base_tip)
+    ) STRICT;
+
+    -- A sub-gate's passing verdict, with the commits it judged.
+    CREATE TABLE verdicts (
+        id         INTEGER PRIMARY KEY,
+        task_id    TEXT NOT NULL REFERENCES tasks(id),
+        gate       TEXT NOT NULL,
+        head_sha   TEXT NOT NULL,
+        target_sha TEXT NOT NULL,
+        run_id     INTEGER,
+        at         INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX verdicts_by_task ON verdicts(task_id, gate, id);
+
+    -- One row per `orch reap`.
+    CREATE TABLE reaper_runs (
+        id          INTEGER PRIMARY KEY,
+        started_at  INTEGER NOT NULL,
+        finished_at INTEGER,
+        dry_run     INTEGER NOT NULL,
+        summary     TEXT
+    ) STRICT;
+    CREATE INDEX reaper_runs_by_age ON reaper_runs(started_at);
     "#,
 ];
 

@@ -4,7 +4,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{pid_start_time, Sandbox};
+use crate::support::{pid_start_time, Fixture, Sandbox};
 
 const FORWARD: [&str; 8] = [
     "analysis",
@@ -68,21 +68,32 @@ fn plant_lease(
 #[test]
 fn a_task_walks_to_done_and_its_history_names_actor_reason_version_and_token() {
     let sb = Sandbox::new();
-    sb.add_task("T-1", "created");
+    // A fixture repository with a green suite: the gated edges run for real.
+    let fx = Fixture::new(&sb);
+    fx.commit_branch("feat/t-1", "main", &[("notes.txt", "t-1\n")], "notes");
+    fx.add_task(&sb, "T-1", "feat/t-1", "created");
+    let green = [(
+        "ORCH_MERGE_RETEST_CMD",
+        "python3 -m pytest -q -p no:cacheprovider",
+    )];
     for stage in FORWARD {
-        sb.run(&[
-            "advance",
-            "T-1",
-            "--to",
-            stage,
-            "--actor",
-            "ci-bot",
-            "--reason",
-            &format!("to {stage}"),
-        ])
+        sb.run_env(
+            &[
+                "advance",
+                "T-1",
+                "--to",
+                stage,
+                "--actor",
+                "ci-bot",
+                "--reason",
+                &format!("to {stage}"),
+            ],
+            &green,
+        )
         .expect(0);
     }
     assert_eq!(sb.stage_of("T-1"), ("done".into(), 9));
+    fx.assert_no_target_push();
 
     let show = sb.run(&["task", "show", "T-1"]).expect(0);
     let lines: Vec<&str> = show.stdout.lines().filter(|l| l.contains(" by ")).collect();
@@ -98,8 +109,15 @@ fn a_task_walks_to_done_and_its_history_names_actor_reason_version_and_token() {
     }
 
     let json = sb.run(&["task", "show", "T-1", "--json"]).expect(0).json();
-    let history = json["history"].as_array().unwrap();
+    let items = json["history"].as_array().unwrap();
+    let history: Vec<_> = items.iter().filter(|h| h["kind"] == "transition").collect();
     assert_eq!(history.len(), 8);
+    assert!(
+        items
+            .iter()
+            .any(|h| h["kind"] == "gate" && h["gate"] == "merge" && h["outcome"] == "passed"),
+        "the merge gate's pass is in the story: {items:?}"
+    );
     let tokens: Vec<i64> = history
         .iter()
         .map(|h| h["lease_token"].as_i64().unwrap())

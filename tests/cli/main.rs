@@ -5,3 +5,4 @@ mod support;
 
 mod exec;
 mod foundation;
+mod merge_gate;

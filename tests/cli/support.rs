@@ -226,3 +226,194 @@ impl Sandbox {
         Out::from(cmd.output().expect("program runs"))
     }
 }
+
+/// Runs git in `dir`; panics with its stderr on failure; returns trimmed stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?} in {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A Python project in a git repository with a bare remote that plays the forge: its
+/// pre-receive hook logs every push and refuses any update of `main` (INV-4's witness).
+pub struct Fixture {
+    /// The bare remote.
+    pub remote: PathBuf,
+    /// The agent's checkout (registered as the task's worktree).
+    pub work: PathBuf,
+    /// Every ref update pushed to the remote: `old new ref` per line.
+    pub push_log: PathBuf,
+}
+
+const CALC: &str = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a * b\n";
+const TEST_CALC: &str =
+    "from calc import add, mul\n\n\ndef test_add():\n    assert add(2, 3) == 5\n\n\ndef test_mul():\n    assert mul(2, 3) == 6\n";
+
+impl Fixture {
+    pub fn new(sb: &Sandbox) -> Fixture {
+        let remote = sb.path().join("remote.git");
+        let work = sb.path().join("work");
+        let push_log = sb.path().join("push.log");
+        git(
+            sb.path(),
+            &[
+                "init",
+                "--quiet",
+                "--bare",
+                "-b",
+                "main",
+                remote.to_str().unwrap(),
+            ],
+        );
+        git(
+            sb.path(),
+            &["init", "--quiet", "-b", "main", work.to_str().unwrap()],
+        );
+        std::fs::write(work.join("calc.py"), CALC).unwrap();
+        std::fs::write(work.join("test_calc.py"), TEST_CALC).unwrap();
+        std::fs::write(work.join(".gitignore"), "__pycache__/\n.pytest_cache/\n").unwrap();
+        git(&work, &["add", "."]);
+        git(&work, &["commit", "--quiet", "-m", "calc"]);
+        git(
+            &work,
+            &["remote", "add", "origin", remote.to_str().unwrap()],
+        );
+        git(&work, &["push", "--quiet", "origin", "main"]);
+        let hook = remote.join("hooks").join("pre-receive");
+        std::fs::write(
+            &hook,
+            format!(
+                "#!/bin/sh\nwhile read old new ref; do\n  echo \"$old $new $ref\" >> '{}'\n  if [ \"$ref\" = refs/heads/main ]; then echo 'pre-receive: main is never pushed' >&2; exit 1; fi\ndone\n",
+                push_log.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Fixture {
+            remote,
+            work,
+            push_log,
+        }
+    }
+
+    /// Commits `files` on `branch` (created from `base`) in the agent's checkout and pushes it;
+    /// returns the new tip. The checkout is left on `main`.
+    pub fn commit_branch(
+        &self,
+        branch: &str,
+        base: &str,
+        files: &[(&str, &str)],
+        message: &str,
+    ) -> String {
+        git(&self.work, &["checkout", "--quiet", "-B", branch, base]);
+        for (name, content) in files {
+            std::fs::write(self.work.join(name), content).unwrap();
+        }
+        git(&self.work, &["add", "."]);
+        git(&self.work, &["commit", "--quiet", "-m", message]);
+        git(
+            &self.work,
+            &["push", "--quiet", "--force", "origin", branch],
+        );
+        let tip = git(&self.work, &["rev-parse", "HEAD"]);
+        git(&self.work, &["checkout", "--quiet", "main"]);
+        tip
+    }
+
+    /// Moves the remote's `main` forward by a commit of `files`, the way a forge merges:
+    /// `update-ref` in the bare repository, never a push.
+    pub fn advance_remote_main(&self, files: &[(&str, &str)], message: &str) -> String {
+        let scratch = self
+            .work
+            .parent()
+            .unwrap()
+            .join(format!("scratch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&scratch);
+        git(
+            self.work.parent().unwrap(),
+            &[
+                "clone",
+                "--quiet",
+                self.remote.to_str().unwrap(),
+                scratch.to_str().unwrap(),
+            ],
+        );
+        for (name, content) in files {
+            std::fs::write(scratch.join(name), content).unwrap();
+        }
+        git(&scratch, &["add", "."]);
+        git(&scratch, &["commit", "--quiet", "-m", message]);
+        let sha = git(&scratch, &["rev-parse", "HEAD"]);
+        // Hand the objects over on a side ref, then move main as the forge would.
+        git(
+            &scratch,
+            &[
+                "push",
+                "--quiet",
+                "origin",
+                &format!("{sha}:refs/heads/forge-tmp"),
+            ],
+        );
+        self.forge_update_main(&sha);
+        git(&self.remote, &["update-ref", "-d", "refs/heads/forge-tmp"]);
+        std::fs::remove_dir_all(&scratch).unwrap();
+        sha
+    }
+
+    /// Points the remote's `main` at `sha` directly (the forge's merge).
+    pub fn forge_update_main(&self, sha: &str) {
+        Command::new("git")
+            .arg(format!("--git-dir={}", self.remote.display()))
+            .args(["update-ref", "refs/heads/main", sha])
+            .status()
+            .unwrap();
+    }
+
+    /// A ref of the remote.
+    pub fn remote_ref(&self, name: &str) -> String {
+        git(&self.remote, &["rev-parse", name])
+    }
+
+    /// Registers `id` at `stage` with this checkout (remote `origin` detected).
+    pub fn add_task(&self, sb: &Sandbox, id: &str, branch: &str, stage: &str) {
+        sb.run(&[
+            "task",
+            "add",
+            id,
+            "--repo",
+            "app",
+            "--branch",
+            branch,
+            "--worktree",
+            self.work.to_str().unwrap(),
+            "--stage",
+            stage,
+        ])
+        .expect(0);
+    }
+
+    /// INV-4's witness: no push ever reached the target branch.
+    #[track_caller]
+    pub fn assert_no_target_push(&self) {
+        let log = std::fs::read_to_string(&self.push_log).unwrap_or_default();
+        assert!(
+            !log.lines().any(|l| l.ends_with(" refs/heads/main")),
+            "a push reached main:\n{log}"
+        );
+    }
+}
+
+/// A suite that fails: the branch's own test is red.
+pub const RED_TEST: &str = "def test_red():\n    assert 1 == 2\n";

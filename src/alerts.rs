@@ -1,0 +1,113 @@
+//! Alerts: one per exhausted episode, from the final state only.
+//!
+//! An alert row with a unique key is written in the transaction that raises the HOLD, before any
+//! delivery; delivery happens after the commit, through `ORCH_ALERT_CMD` with the alert as JSON on
+//! stdin, and is retried by the reaper until it succeeds (at least once). Without an alert command
+//! the alert is printed on stderr and counted delivered.
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::host;
+use crate::store::{Db, PendingAlert, Store};
+
+/// What an alert says.
+#[derive(Clone, Debug, Serialize)]
+pub struct Alert {
+    pub key: String,
+    pub kind: String,
+    pub task_id: String,
+    pub repo: String,
+    pub stage: String,
+    pub summary: String,
+    pub detail: serde_json::Value,
+    pub at: String,
+}
+
+/// Writes the alert row in the caller's transaction. Returns whether it is new (a second raise of
+/// the same episode writes nothing).
+pub fn raise(db: &Db, alert: &Alert) -> Result<bool> {
+    let payload = serde_json::to_string(alert)?;
+    let new = db.insert_alert(
+        &alert.key,
+        &alert.task_id,
+        &alert.kind,
+        &payload,
+        host::wall_ms(),
+    )?;
+    if new {
+        db.count("alerts.raised", 1)?;
+    }
+    Ok(new)
+}
+
+/// Delivers one stored alert; records the attempt. Returns whether it was delivered.
+pub fn deliver(store: &mut Store, config: &Config, alert: &PendingAlert) -> Result<bool> {
+    let result = send(config, &alert.payload);
+    let now = host::wall_ms();
+    store.write(|db| {
+        db.record_alert_attempt(
+            alert.id,
+            result.is_ok(),
+            result.as_ref().err().map(String::as_str),
+            now,
+        )?;
+        db.count(
+            if result.is_ok() {
+                "alerts.delivered"
+            } else {
+                "alerts.delivery_failed"
+            },
+            1,
+        )
+    })?;
+    Ok(result.is_ok())
+}
+
+/// Delivers the alert with this key if it is still undelivered.
+pub fn deliver_key(store: &mut Store, config: &Config, key: &str) -> Result<bool> {
+    match store.read().alert_by_key(key)? {
+        Some(alert) => deliver(store, config, &alert),
+        None => Ok(true),
+    }
+}
+
+fn send(config: &Config, payload: &str) -> std::result::Result<(), String> {
+    let Some(cmd) = &config.alert_cmd else {
+        eprintln!("orch: ALERT {payload}");
+        return Ok(());
+    };
+    let mut child = Command::new("sh")
+        .args(["-c", cmd])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start ORCH_ALERT_CMD: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(payload.as_bytes());
+        let _ = stdin.write_all(b"\n");
+    }
+    let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let status = crate::host::wait_child(&mut child, config.alert_timeout);
+    // Nothing the alert command started may outlive this step.
+    let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+    match status {
+        Ok(Some(s)) if s.success() => Ok(()),
+        Ok(Some(s)) => Err(format!("ORCH_ALERT_CMD exited with {s}")),
+        Ok(None) => {
+            let _ = child.wait();
+            Err(format!(
+                "ORCH_ALERT_CMD timed out after {}s",
+                config.alert_timeout.as_secs()
+            ))
+        }
+        Err(e) => Err(format!("waiting for ORCH_ALERT_CMD: {e}")),
+    }
+}

@@ -1,0 +1,301 @@
+//! The merge sub-gate: rebase the task branch onto the target in a worktree of its own, under the
+//! repository's merge lock, and re-test the result.
+//!
+//! Never the agent's checkout: a fresh `git worktree add --detach` under orch's state directory,
+//! removed at the end. The only push is the task branch's, with `--force-with-lease` on the tip it
+//! replaced (INV-4, `crate::git`). The re-test is skipped only when the rebase was a no-op and the
+//! head equals `validated_sha`, decided under the lock; any uncertainty runs it. A passing verdict
+//! is stored with the commits it judged and reused while they are unchanged.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::{classify_run, GateCx, GateKind, GateResult, InfraKind, Verdict};
+use crate::error::{failure, Exit};
+use crate::git::{RebaseResult, Repo};
+use crate::host;
+use crate::merge_lock::{self, LockAttempt};
+use crate::runner::{self, Echo, RunSpec, Track};
+
+const GATE: GateKind = GateKind::Merge;
+
+fn infra(reason: String) -> GateResult {
+    GateResult::new(
+        GATE,
+        Verdict::Infra {
+            kind: InfraKind::Other,
+            reason,
+        },
+    )
+}
+
+/// The commits the gate judges: the branch tip before any rebase, and the target.
+pub struct Commits {
+    pub base_tip: String,
+    pub target: String,
+    /// `<remote>/<target>`, or the local target.
+    pub onto_name: String,
+}
+
+/// Fetches (when the task has a remote) and resolves the branch tip and the target.
+pub fn resolve_commits(cx: &GateCx) -> Result<std::result::Result<Commits, String>> {
+    let task = &cx.task;
+    let repo = checkout(cx)?;
+    let fetch_error = match &task.remote {
+        Some(remote) => repo
+            .fetch(remote, &task.target, &task.branch)
+            .err()
+            .map(|e| format!("git fetch from `{remote}` failed: {e:#}")),
+        None => None,
+    };
+    let (branch_ref, target_ref, onto_name) = match &task.remote {
+        Some(remote) => (
+            format!("refs/remotes/{remote}/{}", task.branch),
+            format!("refs/remotes/{remote}/{}", task.target),
+            format!("{remote}/{}", task.target),
+        ),
+        None => (
+            format!("refs/heads/{}", task.branch),
+            format!("refs/heads/{}", task.target),
+            task.target.clone(),
+        ),
+    };
+    let base_tip = match repo.resolve(&branch_ref)? {
+        Some(sha) => Some(sha),
+        // A branch the remote does not have yet: the local one is the tip.
+        None => repo.resolve(&format!("refs/heads/{}", task.branch))?,
+    };
+    if let Some(error) = fetch_error {
+        return Ok(Err(error));
+    }
+    let Some(base_tip) = base_tip else {
+        return Ok(Err(format!(
+            "branch `{}` not found in the checkout",
+            task.branch
+        )));
+    };
+    let Some(target) = repo.resolve(&target_ref)? else {
+        return Ok(Err(format!(
+            "target `{onto_name}` not found in the checkout"
+        )));
+    };
+    Ok(Ok(Commits {
+        base_tip,
+        target,
+        onto_name,
+    }))
+}
+
+/// The agent's checkout the task was registered with (only read, never changed).
+pub fn checkout(cx: &GateCx) -> Result<Repo> {
+    let dir = cx.task.worktree.as_deref().ok_or_else(|| {
+        failure(
+            Exit::Usage,
+            format!(
+                "task `{}` has no checkout (hint: register it with `orch task add … --worktree DIR`)",
+                cx.task.id
+            ),
+        )
+    })?;
+    Ok(Repo::at(dir))
+}
+
+/// Where orch keeps its own gate worktrees: beside the database.
+pub fn worktrees_dir(db_path: &Path) -> PathBuf {
+    db_path.parent().unwrap_or(Path::new(".")).join("worktrees")
+}
+
+/// `orch merge-gate retest`, and the merge gate of `deploy-staging → deploy`.
+pub fn retest(cx: &mut GateCx) -> Result<GateResult> {
+    let commits = match resolve_commits(cx)? {
+        Ok(c) => c,
+        Err(reason) => return Ok(infra(reason)),
+    };
+    cx.base_tip = Some(commits.base_tip.clone());
+    // A stored passing verdict for exactly these commits is reused.
+    if cx.store.read().latest_verdict(&cx.task.id, GATE.name())?
+        == Some((commits.base_tip.clone(), commits.target.clone()))
+    {
+        let mut result = GateResult::new(
+            GATE,
+            Verdict::Skipped {
+                why: format!(
+                    "reused the passing verdict for {} on {}",
+                    short(&commits.base_tip),
+                    short(&commits.target)
+                ),
+            },
+        );
+        result.head = Some(commits.base_tip);
+        result.target = Some(commits.target);
+        return Ok(result);
+    }
+    let repo_name = cx.task.repo.clone();
+    match merge_lock::acquire(cx.store, cx.config, &repo_name, &cx.lease, &cx.me)? {
+        LockAttempt::Held => {}
+        LockAttempt::Busy(holder) => {
+            let mut result = GateResult::new(
+                GATE,
+                Verdict::Infra {
+                    kind: InfraKind::LockBusy,
+                    reason: format!("the merge lock of `{repo_name}` is held by {holder}"),
+                },
+            );
+            result.lock_holder = Some(holder);
+            return Ok(result);
+        }
+    }
+    let result = under_lock(cx, &commits);
+    merge_lock::release(cx.store, &repo_name, &cx.lease)?;
+    result
+}
+
+fn under_lock(cx: &mut GateCx, commits: &Commits) -> Result<GateResult> {
+    let checkout = checkout(cx)?;
+    let dir = worktrees_dir(&cx.config.db_path);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating `{}`", dir.display()))?;
+    let safe_id: String = cx
+        .task
+        .id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let path = dir.join(format!(
+        "{safe_id}-{}-{}",
+        std::process::id(),
+        host::wall_ms()
+    ));
+    let worktree = match checkout.add_detached_worktree(&path, &commits.base_tip) {
+        Ok(w) => w,
+        Err(e) => return Ok(infra(format!("creating the gate worktree failed: {e:#}"))),
+    };
+    let result = in_worktree(cx, commits, &checkout, &worktree);
+    let _ = checkout.remove_worktree(&path);
+    result
+}
+
+fn in_worktree(
+    cx: &mut GateCx,
+    commits: &Commits,
+    checkout: &Repo,
+    worktree: &Repo,
+) -> Result<GateResult> {
+    cx.ui.note(format!(
+        "merge gate: {}: rebasing {} onto {}",
+        cx.task.id, cx.task.branch, commits.onto_name
+    ));
+    let head = match worktree.rebase(&commits.target) {
+        Ok(RebaseResult::Done(head)) => head,
+        Ok(RebaseResult::Conflict(paths)) => {
+            let mut result = GateResult::new(
+                GATE,
+                Verdict::Red {
+                    reason: format!(
+                        "rebase onto {} conflicts in {}",
+                        commits.onto_name,
+                        paths.join(", ")
+                    ),
+                },
+            );
+            result.target = Some(commits.target.clone());
+            return Ok(result);
+        }
+        Err(e) => return Ok(infra(format!("rebase failed: {e:#}"))),
+    };
+    let moved = head != commits.base_tip;
+    if moved {
+        // Moving the task branch is irreversible: re-check the lease first.
+        if !cx.lease.still_held(&cx.store.read())? {
+            return Ok(GateResult::new(GATE, Verdict::LeaseLost));
+        }
+        let task = &cx.task;
+        let published = match &task.remote {
+            Some(remote) => checkout.push_task_branch(
+                remote,
+                &task.branch,
+                &task.target,
+                &head,
+                Some(&commits.base_tip),
+            ),
+            None => {
+                checkout.update_task_branch(&task.branch, &task.target, &head, &commits.base_tip)
+            }
+        };
+        if let Err(e) = published {
+            return Ok(infra(format!(
+                "publishing the rebased branch failed: {e:#}"
+            )));
+        }
+    }
+    let mut result = if !moved
+        && cx.config.merge_skip_when_current
+        && cx.task.validated_sha.as_deref() == Some(head.as_str())
+    {
+        cx.store
+            .write(|db| db.count("gates.merge.skipped_current", 1))?;
+        GateResult::new(
+            GATE,
+            Verdict::Skipped {
+                why: format!(
+                    "skipped the re-test: {} is already on {} and equals validated_sha",
+                    short(&head),
+                    commits.onto_name
+                ),
+            },
+        )
+    } else {
+        run_suite(cx, worktree)?
+    };
+    result.head = Some(head);
+    result.target = Some(commits.target.clone());
+    Ok(result)
+}
+
+fn run_suite(cx: &mut GateCx, worktree: &Repo) -> Result<GateResult> {
+    let config = cx.config;
+    let mut spec = RunSpec::shell(config, &config.merge_retest_cmd);
+    spec.cwd = Some(worktree.dir.clone());
+    spec.timeout = Some(config.merge_retest_timeout);
+    spec.echo = if cx.ui.quiet {
+        Echo::Silent
+    } else {
+        Echo::Stderr
+    };
+    spec.track = Some(Track::gate(config, GATE.name(), Some(&cx.task.id)));
+    cx.ui.note(format!(
+        "merge gate: {}: re-testing with `{}` (timeout {}s)",
+        cx.task.id,
+        config.merge_retest_cmd,
+        config.merge_retest_timeout.as_secs()
+    ));
+    let lease = cx.lease.clone();
+    let repo = cx.task.repo.clone();
+    let ttl = config.lease_ttl;
+    let mut heartbeat = |store: &mut crate::store::Store| {
+        lease.renew(store, ttl).unwrap_or(false)
+            && merge_lock::renew(store, &repo, &lease).unwrap_or(false)
+    };
+    let run = runner::run(
+        Some(&mut *cx.store),
+        &spec,
+        Some((config.lease_renew, &mut heartbeat)),
+    )?;
+    let mut result = GateResult::new(GATE, classify_run(&run));
+    result.run_id = run.run_id;
+    if let runner::RunOutcome::Timeout { evidence } = &run.outcome {
+        result.evidence = serde_json::to_value(evidence).ok();
+    }
+    Ok(result)
+}
+
+/// A commit's short form for messages.
+pub fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(10)]
+}

@@ -1,0 +1,232 @@
+//! Rows of `requeues` (a task's pending re-queue of an edge), `edge_budgets` (the infra budget and
+//! deferral count per task, edge and branch tip) and `verdicts` (passing sub-gate verdicts).
+
+use anyhow::{Context, Result};
+use rusqlite::{params, OptionalExtension, Row};
+use serde::Serialize;
+
+use super::Db;
+
+/// A pending re-queue.
+#[derive(Clone, Debug, Serialize)]
+pub struct RequeueRow {
+    pub task_id: String,
+    pub from_stage: String,
+    pub to_stage: String,
+    pub kind: String,
+    pub attempt: i64,
+    pub reason: String,
+    pub due_at: i64,
+    pub due_boot_ms: i64,
+    pub boot_id: String,
+    pub created_at: i64,
+    pub claimed_at: Option<i64>,
+}
+
+impl RequeueRow {
+    /// Milliseconds until it is due (negative once due): by `CLOCK_BOOTTIME` on the boot that
+    /// wrote it, by wall clock otherwise.
+    pub fn due_in_ms(&self) -> i64 {
+        if self.boot_id == crate::host::boot_id() {
+            self.due_boot_ms - crate::host::boot_ms()
+        } else {
+            self.due_at - crate::host::wall_ms()
+        }
+    }
+}
+
+const REQUEUE_COLUMNS: &str = "task_id, from_stage, to_stage, kind, attempt, reason, due_at, \
+     due_boot_ms, boot_id, created_at, claimed_at";
+
+fn requeue_from_row(r: &Row) -> rusqlite::Result<RequeueRow> {
+    Ok(RequeueRow {
+        task_id: r.get(0)?,
+        from_stage: r.get(1)?,
+        to_stage: r.get(2)?,
+        kind: r.get(3)?,
+        attempt: r.get(4)?,
+        reason: r.get(5)?,
+        due_at: r.get(6)?,
+        due_boot_ms: r.get(7)?,
+        boot_id: r.get(8)?,
+        created_at: r.get(9)?,
+        claimed_at: r.get(10)?,
+    })
+}
+
+/// The budget of one (task, edge, branch tip).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Budget {
+    pub infra_attempts: i64,
+    pub deferrals: i64,
+}
+
+impl Db<'_> {
+    pub fn requeue(&self, task_id: &str) -> Result<Option<RequeueRow>> {
+        self.conn
+            .query_row(
+                &format!("SELECT {REQUEUE_COLUMNS} FROM requeues WHERE task_id = ?1"),
+                [task_id],
+                requeue_from_row,
+            )
+            .optional()
+            .context("reading a re-queue")
+    }
+
+    pub fn requeues(&self) -> Result<Vec<RequeueRow>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {REQUEUE_COLUMNS} FROM requeues ORDER BY due_at"
+        ))?;
+        let rows = stmt.query_map([], requeue_from_row)?;
+        rows.collect::<rusqlite::Result<_>>()
+            .context("listing re-queues")
+    }
+
+    /// Writes (or replaces) the task's pending re-queue.
+    pub fn put_requeue(&self, row: &RequeueRow) -> Result<()> {
+        self.conn
+            .execute(
+                &format!(
+                    "INSERT OR REPLACE INTO requeues ({REQUEUE_COLUMNS})
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL)"
+                ),
+                params![
+                    row.task_id,
+                    row.from_stage,
+                    row.to_stage,
+                    row.kind,
+                    row.attempt,
+                    row.reason,
+                    row.due_at,
+                    row.due_boot_ms,
+                    row.boot_id,
+                    row.created_at
+                ],
+            )
+            .context("re-queueing an edge")?;
+        Ok(())
+    }
+
+    pub fn delete_requeue(&self, task_id: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM requeues WHERE task_id = ?1", [task_id])?;
+        Ok(())
+    }
+
+    /// Claims the earliest due re-queue whose task is neither held nor leased, in one
+    /// `UPDATE … RETURNING`. The caller takes the lease in the same transaction.
+    pub fn claim_due_requeue(
+        &self,
+        now_wall: i64,
+        now_boot: i64,
+        boot_id: &str,
+    ) -> Result<Option<RequeueRow>> {
+        self.conn
+            .query_row(
+                &format!(
+                    "UPDATE requeues SET claimed_at = ?1
+                      WHERE task_id = (
+                        SELECT r.task_id FROM requeues r JOIN tasks t ON t.id = r.task_id
+                         WHERE t.hold_reason IS NULL
+                           AND NOT EXISTS (SELECT 1 FROM transition_lease l WHERE l.task_id = r.task_id)
+                           AND CASE WHEN r.boot_id = ?3 THEN r.due_boot_ms <= ?2 ELSE r.due_at <= ?1 END
+                         ORDER BY r.due_at LIMIT 1)
+                      RETURNING {REQUEUE_COLUMNS}"
+                ),
+                params![now_wall, now_boot, boot_id],
+                requeue_from_row,
+            )
+            .optional()
+            .context("claiming a due re-queue")
+    }
+
+    pub fn budget(&self, task_id: &str, edge: &str, base_tip: &str) -> Result<Budget> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT infra_attempts, deferrals FROM edge_budgets
+                  WHERE task_id = ?1 AND edge = ?2 AND base_tip = ?3",
+                params![task_id, edge, base_tip],
+                |r| {
+                    Ok(Budget {
+                        infra_attempts: r.get(0)?,
+                        deferrals: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?
+            .unwrap_or_default())
+    }
+
+    /// Adds to a budget's counts; returns the budget afterwards.
+    pub fn spend_budget(
+        &self,
+        task_id: &str,
+        edge: &str,
+        base_tip: &str,
+        infra: i64,
+        deferrals: i64,
+    ) -> Result<Budget> {
+        self.conn.execute(
+            "INSERT INTO edge_budgets (task_id, edge, base_tip, infra_attempts, deferrals)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (task_id, edge, base_tip) DO UPDATE
+               SET infra_attempts = infra_attempts + excluded.infra_attempts,
+                   deferrals = deferrals + excluded.deferrals",
+            params![task_id, edge, base_tip, infra, deferrals],
+        )?;
+        self.budget(task_id, edge, base_tip)
+    }
+
+    pub fn mark_budget_exhausted(
+        &self,
+        task_id: &str,
+        edge: &str,
+        base_tip: &str,
+        now: i64,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE edge_budgets SET exhausted_at = ?4
+              WHERE task_id = ?1 AND edge = ?2 AND base_tip = ?3",
+            params![task_id, edge, base_tip, now],
+        )?;
+        Ok(())
+    }
+
+    /// Clears every budget of a task (`orch task release`).
+    pub fn clear_budgets(&self, task_id: &str) -> Result<usize> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM edge_budgets WHERE task_id = ?1", [task_id])?)
+    }
+
+    pub fn insert_verdict(
+        &self,
+        task_id: &str,
+        gate: &str,
+        head: &str,
+        target: &str,
+        run_id: Option<i64>,
+        at: i64,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO verdicts (task_id, gate, head_sha, target_sha, run_id, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![task_id, gate, head, target, run_id, at],
+        )?;
+        Ok(())
+    }
+
+    /// The latest passing verdict of `gate` for the task: (head, target).
+    pub fn latest_verdict(&self, task_id: &str, gate: &str) -> Result<Option<(String, String)>> {
+        self.conn
+            .query_row(
+                "SELECT head_sha, target_sha FROM verdicts WHERE task_id = ?1 AND gate = ?2
+                  ORDER BY id DESC LIMIT 1",
+                params![task_id, gate],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .context("reading a verdict")
+    }
+}
