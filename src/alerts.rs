@@ -2,8 +2,8 @@
 //!
 //! An alert row with a unique key is written in the transaction that raises the HOLD, before any
 //! delivery; delivery happens after the commit, through `ORCH_ALERT_CMD` with the alert as JSON on
-//! stdin, and is retried by the reaper until it succeeds (at least once). Without an alert command
-//! the alert is printed on stderr and counted delivered.
+//! stdin, and is retried by the reaper (`redeliver`) until it succeeds (at least once). Without an
+//! alert command the alert is printed on stderr and counted delivered.
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -67,6 +67,32 @@ pub fn deliver(store: &mut Store, config: &Config, alert: &PendingAlert) -> Resu
         )
     })?;
     Ok(result.is_ok())
+}
+
+/// The reaper's re-delivery of a stored alert. The attempt is claimed first (a compare-and-swap
+/// on the attempt count it read), so two reapers never send the same attempt; the result is
+/// recorded after. `None` when another process attempted or delivered it first.
+pub fn redeliver(store: &mut Store, config: &Config, alert: &PendingAlert) -> Result<Option<bool>> {
+    if !store.write(|db| db.claim_alert_attempt(alert))? {
+        return Ok(None);
+    }
+    let result = send(config, &alert.payload);
+    let now = host::wall_ms();
+    store.write_retrying(|db| {
+        db.record_claimed_attempt(
+            alert.id,
+            result.is_ok(),
+            result.as_ref().err().map(String::as_str),
+            now,
+        )?;
+        if result.is_ok() {
+            db.count("alerts.delivered", 1)?;
+            db.count("alerts.redelivered", 1)
+        } else {
+            db.count("alerts.delivery_failed", 1)
+        }
+    })?;
+    Ok(Some(result.is_ok()))
 }
 
 /// Delivers the alert with this key if it is still undelivered.

@@ -197,6 +197,32 @@ impl Value for RepoScope {
     }
 }
 
+impl Value for f64 {
+    fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim().parse::<f64>() {
+            Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
+            _ => Err("is not a percentage between 0 and 100".into()),
+        }
+    }
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// The coverage gate's default: the suite under pytest-cov, writing the JSON report orch reads.
+pub const DEFAULT_COVERAGE_CMD: &str =
+    "python3 -m pytest -q --cov --cov-report=json:\"$ORCH_COVERAGE_REPORT\"";
+
+/// Names orch sets (never reads) in the environment of the commands it runs.
+pub const SET_FOR_COMMANDS: &[&str] = &[
+    "ORCH_TASK_ID",
+    "ORCH_BRANCH",
+    "ORCH_TARGET",
+    "ORCH_REMOTE",
+    "ORCH_MERGE_HEAD",
+    "ORCH_COVERAGE_REPORT",
+];
+
 /// Integer seconds, or a humantime value (`15m`, `1h 30m`); zero is refused.
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     let raw = raw.trim();
@@ -235,6 +261,23 @@ pub struct Config {
     pub merge_defer_max_attempts: u32,
     pub alert_cmd: Option<String>,
     pub alert_timeout: Duration,
+    pub security_cmd: Option<String>,
+    pub security_timeout: Duration,
+    pub coverage_cmd: Option<String>,
+    pub coverage_timeout: Duration,
+    pub coverage_min: f64,
+    pub image_freshness_cmd: Option<String>,
+    pub image_freshness_timeout: Duration,
+    pub merge_cmd: Option<String>,
+    pub merge_cmd_timeout: Duration,
+    pub reaper_enabled: bool,
+    /// How often cron runs `orch reap`: `orch queue` flags a reaper silent for 3 × this.
+    pub reaper_interval: Duration,
+    /// Tier 2: a run older than this is reaped whether its owner lives or not.
+    pub reaper_max_running: Duration,
+    /// Finished runs, processed event ids and reaper runs older than this are pruned; 0 keeps
+    /// them forever.
+    pub retention_days: u32,
     /// Every key with its effective value and source, in `.env.example` order.
     pub entries: Vec<Entry>,
     /// Values that were refused; their keys use the default.
@@ -318,8 +361,21 @@ impl Config {
             merge_infra_backoff: l.get("ORCH_MERGE_INFRA_RETRY_BACKOFF_S", "120"),
             merge_defer_delay: l.get("ORCH_MERGE_DEFER_DELAY_S", "60"),
             merge_defer_max_attempts: l.get("ORCH_MERGE_DEFER_MAX_ATTEMPTS", "20"),
+            security_cmd: l.get("ORCH_SECURITY_GATE_CMD", ""),
+            security_timeout: l.get("ORCH_SECURITY_GATE_TIMEOUT_S", "600"),
+            coverage_cmd: l.get("ORCH_COVERAGE_CMD", DEFAULT_COVERAGE_CMD),
+            coverage_timeout: l.get("ORCH_COVERAGE_TIMEOUT_S", "900"),
+            coverage_min: l.get("ORCH_COVERAGE_MIN", "0"),
+            image_freshness_cmd: l.get("ORCH_IMAGE_FRESHNESS_CMD", ""),
+            image_freshness_timeout: l.get("ORCH_IMAGE_FRESHNESS_TIMEOUT_S", "120"),
+            merge_cmd: l.get("ORCH_MERGE_CMD", ""),
+            merge_cmd_timeout: l.get("ORCH_MERGE_CMD_TIMEOUT_S", "120"),
             alert_cmd: l.get("ORCH_ALERT_CMD", ""),
             alert_timeout: l.get("ORCH_ALERT_TIMEOUT_S", "30"),
+            reaper_enabled: l.get("ORCH_REAPER_ENABLED", "true"),
+            reaper_interval: l.get("ORCH_REAPER_INTERVAL_S", "60"),
+            reaper_max_running: l.get("ORCH_REAPER_MAX_RUNNING_S", "5400"),
+            retention_days: l.get("ORCH_RETENTION_DAYS", "30"),
             entries: Vec::new(),
             problems: Vec::new(),
         };
@@ -333,9 +389,31 @@ impl Config {
         self.lease_enabled && self.lease_repos.covers(repo)
     }
 
+    /// Every gate's hard timeout, by key: the reaper's maximum must stay above each of them plus
+    /// the kill grace.
+    pub fn gate_timeouts(&self) -> Vec<(&'static str, Duration)> {
+        vec![("ORCH_MERGE_RETEST_TIMEOUT_S", self.merge_retest_timeout)]
+    }
+
+    /// `ORCH_REAPER_MAX_RUNNING_S > every gate timeout + ORCH_KILL_GRACE_S`, violated: reaping by
+    /// age would kill a step still inside its own timeout, so the reaper refuses tier 2.
+    pub fn reaper_max_violations(&self) -> Vec<String> {
+        self.gate_timeouts()
+            .into_iter()
+            .filter(|(_, timeout)| self.reaper_max_running <= *timeout + self.kill_grace)
+            .map(|(key, timeout)| {
+                format!(
+                    "ORCH_REAPER_MAX_RUNNING_S ({}) must be greater than {key} + ORCH_KILL_GRACE_S ({}s), or the reaper kills a step still inside its timeout; raise ORCH_REAPER_MAX_RUNNING_S (reaping by age is refused until then)",
+                    self.reaper_max_running.as_secs(),
+                    (timeout + self.kill_grace).as_secs()
+                )
+            })
+            .collect()
+    }
+
     /// The cross-key invariants of DESIGN.md's "Configuration" section that do not hold.
     pub fn invariant_violations(&self) -> Vec<String> {
-        let mut violations = Vec::new();
+        let mut violations = self.reaper_max_violations();
         if self.lease_ttl < self.lease_renew * 3 {
             violations.push(format!(
                 "ORCH_TRANSITION_LEASE_TTL_S ({}) must be at least 3 × ORCH_TRANSITION_LEASE_RENEW_S ({}); raise the TTL or renew more often",
@@ -423,6 +501,19 @@ mod tests {
         assert!(c.lease_applies("a") && c.lease_applies("b") && !c.lease_applies("c"));
         assert!(load(&[]).lease_applies("anything"));
         assert!(!load(&[("ORCH_TRANSITION_LEASE_ENABLED", "false")]).lease_applies("a"));
+    }
+
+    #[test]
+    fn a_reaper_maximum_under_a_gate_timeout_plus_grace_is_a_violation() {
+        let c = load(&[
+            ("ORCH_REAPER_MAX_RUNNING_S", "920"),
+            ("ORCH_MERGE_RETEST_TIMEOUT_S", "900"),
+            ("ORCH_KILL_GRACE_S", "20"),
+        ]);
+        assert_eq!(c.reaper_max_violations().len(), 1);
+        assert!(c.invariant_violations()[0].starts_with("ORCH_REAPER_MAX_RUNNING_S (920)"));
+        let c = load(&[("ORCH_REAPER_MAX_RUNNING_S", "921")]);
+        assert!(c.reaper_max_violations().is_empty());
     }
 
     #[test]

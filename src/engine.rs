@@ -236,6 +236,7 @@ pub fn advance(
         Ok(lease) => lease,
         Err(event) => return Ok(duplicate_report(&snap, event)),
     };
+    crate::fault::point("advance.after_lease");
     run_edge(
         store,
         config,
@@ -327,7 +328,18 @@ fn run_edge_held(
         me: me.clone(),
         edge,
         base_tip: None,
+        head: None,
+        carried: None,
+        published: None,
     };
+    cx.carried = cx.store.read().requeue(&snap.id)?.and_then(|r| {
+        (r.from_stage == edge.from.as_str() && r.to_stage == edge.to.as_str())
+            .then_some(())
+            .and(r.budget_tip.map(|tip| crate::requeue::BudgetKey {
+                tip,
+                published: r.published_tip,
+            }))
+    });
     let mut results = Vec::new();
     for gate in gate_list {
         let result = gates::run(gate, &mut cx);
@@ -342,15 +354,25 @@ fn run_edge_held(
                     result.outcome,
                     result.verdict.detail()
                 ));
+                if let Some(head) = &result.head {
+                    cx.head = Some(head.clone());
+                }
                 results.push(result);
             }
             Verdict::LeaseLost => return Err(lease_lost(&snap.id)),
             _ => {
-                let base_tip = cx.base_tip.clone().unwrap_or_else(|| "unknown".into());
+                let budget_key = cx.budget_key();
                 let lease = cx.lease.clone();
                 results.push(result);
                 return route_failure(
-                    cx.store, config, req, &snap, edge, &lease, &base_tip, results,
+                    cx.store,
+                    config,
+                    req,
+                    &snap,
+                    edge,
+                    &lease,
+                    &budget_key,
+                    results,
                 );
             }
         }
@@ -387,6 +409,7 @@ fn run_edge_held(
 
 /// Records a passing (or skipped) gate and its verdict, if the lease still holds.
 fn record_pass(cx: &mut GateCx, result: &GateResult) -> Result<bool> {
+    crate::fault::point("gate.before_verdict");
     let task_id = cx.task.id.clone();
     let edge_name = requeue::edge_name(cx.edge);
     let lease = cx.lease.clone();
@@ -435,20 +458,25 @@ fn route_failure(
     snap: &Task,
     edge: Edge,
     lease: &HeldLease,
-    base_tip: &str,
+    budget_key: &crate::requeue::BudgetKey,
     results: Vec<GateResult>,
 ) -> Result<AdvanceReport> {
     let failed = results.last().expect("a failed gate").clone();
+    crate::fault::point("gate.before_verdict");
     let gate = failed.gate.name();
     let edge_name = requeue::edge_name(edge);
     let routed = store.write(|db| {
         if !lease.still_held(db)? {
+            db.count("transition_lease.cas_lost", 1)?;
             return Ok(None);
         }
         let Some(task) = db.task(&snap.id)? else {
             return Ok(None);
         };
-        if task.stage != edge.from || task.version != snap.version || task.is_held() {
+        // Under the kill-switch the routing writes are plain: no CAS, no re-check.
+        if !lease.unguarded
+            && (task.stage != edge.from || task.version != snap.version || task.is_held())
+        {
             db.count("transition_lease.cas_lost", 1)?;
             return Ok(None);
         }
@@ -501,9 +529,9 @@ fn route_failure(
             match &failed.verdict {
                 Verdict::Infra { kind, reason } => {
                     let requeued = if *kind == InfraKind::LockBusy {
-                        requeue::defer_or_infra(db, config, &task, expected, edge, gate, base_tip, reason, &req.actor)?
+                        requeue::defer_or_infra(db, config, &task, expected, edge, gate, budget_key, reason, &req.actor)?
                     } else {
-                        requeue::route_infra(db, config, &task, expected, edge, gate, base_tip, reason, &req.actor)?
+                        requeue::route_infra(db, config, &task, expected, edge, gate, budget_key, reason, &req.actor)?
                     };
                     report.exit = requeued.exit;
                     report.message = match requeued.due_at {
@@ -523,6 +551,43 @@ fn route_failure(
                         ),
                     };
                     report.requeue = Some(requeued);
+                }
+                Verdict::NoProof { reason } => {
+                    let hold_reason = format!("no proof of merge: {reason}");
+                    db.delete_requeue(&snap.id)?;
+                    db.set_hold(
+                        (!lease.unguarded).then_some(expected),
+                        &snap.id,
+                        &hold_reason,
+                        &req.actor,
+                        now,
+                    )?;
+                    db.count("holds.raised", 1)?;
+                    let head = failed.head.clone().unwrap_or_else(|| budget_key.tip.clone());
+                    let key = format!("no-proof/{}/{head}/{}", snap.id, db.releases(&snap.id)?);
+                    crate::alerts::raise(
+                        db,
+                        &crate::alerts::Alert {
+                            key: key.clone(),
+                            kind: "no-proof-of-merge".into(),
+                            task_id: snap.id.clone(),
+                            repo: snap.repo.clone(),
+                            stage: edge.from.as_str().into(),
+                            summary: hold_reason.clone(),
+                            detail: serde_json::json!({ "head": head, "target": snap.target }),
+                            at: crate::ui::timestamp(now),
+                        },
+                    )?;
+                    report.exit = Exit::Exhausted;
+                    report.message = format!("{}: {hold_reason}; on HOLD, one alert raised", snap.id);
+                    report.requeue = Some(Requeued {
+                        outcome: "no-proof",
+                        attempt: 1,
+                        of: 1,
+                        due_at: None,
+                        alert_key: Some(key),
+                        exit: Exit::Exhausted,
+                    });
                 }
                 Verdict::Cancelled { signal } => {
                     report.exit = Exit::Cancelled;
@@ -655,7 +720,10 @@ fn commit_transition(
             Ok(Written::Report(report))
         })?;
         match written {
-            Written::Report(report) => return Ok(report),
+            Written::Report(report) => {
+                crate::fault::point("advance.after_commit");
+                return Ok(report);
+            }
             Written::Duplicate(event) => return Ok(duplicate_report(snap, event)),
             Written::Busy(row) => return Err(busy(&row)),
             Written::Lost(now) => return Err(moved_on(&snap.id, now, edge.from)),

@@ -20,6 +20,45 @@ pub struct QueueView {
     pub alerts: AlertsBlock,
     pub runs: RunsBlock,
     pub merge_gate: MergeGateBlock,
+    /// The reaper: last run, what it reclaimed, stale flag (`crate::reaper::status`).
+    pub reaper: crate::reaper::ReaperBlock,
+    /// Per gate: counts per outcome and the last outcome.
+    pub gates: std::collections::BTreeMap<String, GateBlock>,
+    /// The last coverage measured per repository, against the minimum.
+    pub coverage: Vec<CoverageView>,
+}
+
+/// Outcomes a gate event can record; each is a counter of the `gates` block.
+pub const GATE_OUTCOMES: [&str; 8] = [
+    "passed",
+    "skipped",
+    "red",
+    "timeout",
+    "lock-busy",
+    "other",
+    "cancelled",
+    "no-proof",
+];
+
+#[derive(Debug, Serialize)]
+pub struct GateBlock {
+    #[serde(flatten)]
+    pub outcomes: std::collections::BTreeMap<String, i64>,
+    pub infra_requeued: i64,
+    pub deferred: i64,
+    pub exhausted: i64,
+    pub last_outcome: Option<String>,
+    pub last_at: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CoverageView {
+    pub repo: String,
+    pub task_id: String,
+    pub percent: f64,
+    pub minimum: f64,
+    pub ok: bool,
+    pub at: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -205,7 +244,7 @@ pub fn build(db: &Db, config: &Config) -> Result<QueueView> {
             .requeues()?
             .into_iter()
             .map(|r| PendingRequeue {
-                due_in_s: r.due_in_ms().div_euclid(1000),
+                due_in_s: (r.due_in_ms() + 999).div_euclid(1000),
                 edge: format!("{} → {}", r.from_stage, r.to_stage),
                 task_id: r.task_id,
                 kind: r.kind,
@@ -249,7 +288,49 @@ pub fn build(db: &Db, config: &Config) -> Result<QueueView> {
                 .collect(),
         },
         merge_gate,
+        reaper: crate::reaper::status(db, config)?,
+        gates: gates_block(db)?,
+        coverage: db
+            .coverage_reports()?
+            .into_iter()
+            .map(|c| CoverageView {
+                ok: c.percent + 1e-9 >= c.minimum,
+                repo: c.repo,
+                task_id: c.task_id,
+                percent: c.percent,
+                minimum: c.minimum,
+                at: c.at,
+            })
+            .collect(),
     })
+}
+
+fn gates_block(db: &Db) -> Result<std::collections::BTreeMap<String, GateBlock>> {
+    let last = db.last_gate_outcomes()?;
+    let mut block = std::collections::BTreeMap::new();
+    for gate in crate::gates::GateKind::ALL {
+        let name = gate.name();
+        let mut outcomes = std::collections::BTreeMap::new();
+        for outcome in GATE_OUTCOMES {
+            outcomes.insert(
+                outcome.to_string(),
+                db.counter(&format!("gates.{name}.{outcome}"))?,
+            );
+        }
+        let last = last.iter().find(|(g, _, _)| g == name);
+        block.insert(
+            name.to_string(),
+            GateBlock {
+                outcomes,
+                infra_requeued: db.counter(&format!("gates.{name}.infra_requeued"))?,
+                deferred: db.counter(&format!("gates.{name}.deferred"))?,
+                exhausted: db.counter(&format!("gates.{name}.exhausted"))?,
+                last_outcome: last.map(|(_, o, _)| o.clone()),
+                last_at: last.map(|(_, _, at)| *at),
+            },
+        );
+    }
+    Ok(block)
 }
 
 /// The view as short aligned text.
@@ -351,6 +432,36 @@ pub fn render_text(view: &QueueView) -> Vec<String> {
             p.reason
         ));
     }
+    out.push("gates".to_string());
+    for (name, g) in &view.gates {
+        let counts: Vec<String> = g
+            .outcomes
+            .iter()
+            .filter(|(_, v)| **v > 0)
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        out.push(format!(
+            "  {:<16} last {:<10} {}",
+            name,
+            g.last_outcome.as_deref().unwrap_or("-"),
+            if counts.is_empty() {
+                "never ran".to_string()
+            } else {
+                counts.join("  ")
+            }
+        ));
+    }
+    out.push(format!("coverage  {} repositories", view.coverage.len()));
+    for c in &view.coverage {
+        out.push(format!(
+            "  {:<16} {:>5.1}% (minimum {}%)  {}  task {}",
+            c.repo,
+            c.percent,
+            c.minimum,
+            if c.ok { "ok" } else { "BELOW" },
+            c.task_id
+        ));
+    }
     out.push(format!("runs  {} alive", view.runs.alive.len()));
     for r in &view.runs.alive {
         out.push(format!(
@@ -362,5 +473,6 @@ pub fn render_text(view: &QueueView) -> Vec<String> {
             crate::ui::age(r.age_s * 1000)
         ));
     }
+    out.extend(view.reaper.lines());
     out
 }

@@ -6,7 +6,8 @@
 //! A pgid is signalled only if its leader (pid = pgid) still has the recorded start time, or no
 //! such process exists but a member of the group does (Linux never reuses a pid that is still a
 //! process-group id). A run from an earlier boot is finished without signalling; a run from
-//! another host or pid namespace is never signalled from here.
+//! another host or pid namespace is never signalled from here, and is finished (unsignalled) only
+//! once the caller has judged its owner dead by TTL (`Elsewhere::FinishUnsignalled`).
 
 use std::time::{Duration, Instant};
 
@@ -35,35 +36,80 @@ pub enum GroupState {
     Unknown,
 }
 
-/// Kills a recorded run's process group under the signalling rule and waits for it to be empty.
-pub fn kill_run_group(run: &RunRow) -> GroupState {
+/// Whether a recorded run's process group may be signalled from here, under the signalling rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Signalling {
+    /// A run of an earlier boot of this host: nothing of it survives, nothing is signalled.
+    EarlierBoot,
+    /// Another host or pid namespace: nothing recorded there names a process here.
+    Elsewhere,
+    /// The pgid is ≤ 1 or orch's own group: never signalled.
+    Guarded,
+    /// The recorded group is gone: its leader's pid belongs to another process now, or no process
+    /// is left in the group.
+    Gone,
+    /// The group is still there and may be signalled; these live processes are in it.
+    Alive(Vec<i32>),
+}
+
+/// Judges a run's group under the signalling rule, without signalling anything (`--dry-run`
+/// reports this).
+pub fn signalling(run: &RunRow) -> Signalling {
     match host::locality(&run.host, &run.boot_id, &run.pid_ns) {
-        Locality::EarlierBoot => return GroupState::Empty,
-        Locality::Elsewhere => return GroupState::Unknown,
+        Locality::EarlierBoot => return Signalling::EarlierBoot,
+        Locality::Elsewhere => return Signalling::Elsewhere,
         Locality::Here => {}
     }
     let pgid = run.leader_pid;
     if pgid <= 1 || pgid == getpgrp().as_raw() {
-        return GroupState::Unknown;
+        return Signalling::Guarded;
     }
-    let may_signal = match host::proc_stat(pgid) {
-        Some(leader) if leader.start_time == run.leader_pid_start => true,
+    match host::proc_stat(pgid) {
+        Some(leader) if leader.start_time == run.leader_pid_start => {
+            Signalling::Alive(host::group_members(pgid))
+        }
         // The pid belongs to another process now: the recorded group is gone for good.
-        Some(_) => false,
-        None => !host::group_members(pgid).is_empty(),
-    };
-    if !may_signal {
-        return GroupState::Empty;
+        Some(_) => Signalling::Gone,
+        // Linux never reuses a pid that is still a process-group id, so members are the run's.
+        None => match host::group_members(pgid) {
+            members if members.is_empty() => Signalling::Gone,
+            members => Signalling::Alive(members),
+        },
     }
+}
+
+/// Kills a recorded run's process group under the signalling rule and waits for it to be empty.
+pub fn kill_run_group(run: &RunRow) -> GroupState {
+    kill_group(run).0
+}
+
+/// `kill_run_group`, also naming the processes that were alive in the group when it was killed.
+fn kill_group(run: &RunRow) -> (GroupState, Vec<i32>) {
+    let members = match signalling(run) {
+        Signalling::EarlierBoot | Signalling::Gone => return (GroupState::Empty, Vec::new()),
+        Signalling::Elsewhere | Signalling::Guarded => return (GroupState::Unknown, Vec::new()),
+        Signalling::Alive(members) => members,
+    };
+    let pgid = run.leader_pid;
     let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
     let start = Instant::now();
     while start.elapsed() < EMPTY_DEADLINE {
         if host::group_members(pgid).is_empty() {
-            return GroupState::Empty;
+            return (GroupState::Empty, members);
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    GroupState::Unknown
+    (GroupState::Unknown, members)
+}
+
+/// What to do with a run recorded on another host or pid namespace, which nothing here may
+/// signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Elsewhere {
+    /// Leave it open: its owner could not be judged dead from here.
+    Leave,
+    /// Its owner was judged dead because its TTL passed: finish the row without signalling.
+    FinishUnsignalled,
 }
 
 /// One run finished here.
@@ -75,6 +121,9 @@ pub struct Reaped {
     pub why: String,
     /// What routing did: `infra-requeued`, `exhausted`, `deferred`, or `none`.
     pub routed: String,
+    /// The processes that were alive in the run's group when it was killed (none: nothing was
+    /// signalled).
+    pub killed: Vec<i32>,
     #[serde(skip)]
     pub alert_key: Option<String>,
 }
@@ -82,29 +131,54 @@ pub struct Reaped {
 /// Finishes one run whose owner is dead: kills its group, then, if this process is the one that
 /// finishes the row, routes it (a gate run is re-queued as infra, never rolled back). Returns
 /// `None` when the group could not be shown empty (the row is left for later) or someone else
-/// finished the row first.
+/// finished the row first. A run recorded elsewhere is left open.
 pub fn finish_dead_run(
     store: &mut Store,
     config: &Config,
     run: &RunRow,
     why: &str,
 ) -> Result<Option<Reaped>> {
-    if kill_run_group(run) != GroupState::Empty {
-        return Ok(None);
-    }
+    finish_run_reaped(store, config, run, why, Elsewhere::Leave, None)
+}
+
+/// `finish_dead_run`, saying what to do with a run recorded on another host or pid namespace,
+/// and naming a counter to add 1 to in the transaction that finishes the row (the reaper's own).
+pub fn finish_run_reaped(
+    store: &mut Store,
+    config: &Config,
+    run: &RunRow,
+    why: &str,
+    elsewhere: Elsewhere,
+    counter: Option<&str>,
+) -> Result<Option<Reaped>> {
+    let unsignalled = elsewhere == Elsewhere::FinishUnsignalled
+        && host::locality(&run.host, &run.boot_id, &run.pid_ns) == Locality::Elsewhere;
+    let killed = if unsignalled {
+        Vec::new()
+    } else {
+        match kill_group(run) {
+            (GroupState::Empty, killed) => killed,
+            (GroupState::Unknown, _) => return Ok(None),
+        }
+    };
     let me = Claimant::current("orch reap");
+    crate::fault::point("reap.before_finish");
     let reaped = store.write(|db| {
         let now = host::wall_ms();
         if !db.reap_run(run.id, why, now)? {
             return Ok(None);
         }
         db.count("runs.reaped", 1)?;
+        if let Some(counter) = counter {
+            db.count(counter, 1)?;
+        }
         let mut result = Reaped {
             run_id: run.id,
             task_id: run.task_id.clone(),
             gate: run.gate.clone(),
             why: why.to_string(),
             routed: "none".into(),
+            killed: killed.clone(),
             alert_key: None,
         };
         let Some(task_id) = &run.task_id else {
@@ -135,9 +209,19 @@ pub fn finish_dead_run(
             // A live actor owns the task now: it decides; the run is finished, nothing routed.
             Acquire::Busy(_) | Acquire::Reclaim(_) => return Ok(Some(result)),
         };
-        let base_tip = db
-            .latest_budget_tip(task_id, &edge_name)?
-            .unwrap_or_else(|| "unknown".into());
+        // Keep spending the budget of the pending re-queue, if any, else the edge's latest.
+        let budget_key = match db
+            .requeue(task_id)?
+            .and_then(|r| r.budget_tip.map(|t| (t, r.published_tip)))
+        {
+            Some((tip, published)) => requeue::BudgetKey { tip, published },
+            None => requeue::BudgetKey {
+                tip: db
+                    .latest_budget_tip(task_id, &edge_name)?
+                    .unwrap_or_else(|| "unknown".into()),
+                published: None,
+            },
+        };
         let expected = Expected {
             task_id,
             stage: task.stage,
@@ -151,7 +235,7 @@ pub fn finish_dead_run(
             expected,
             edge,
             &run.gate,
-            &base_tip,
+            &budget_key,
             &format!("run {} reaped: {why}", run.id),
             "orch reap",
         )?;
@@ -188,7 +272,10 @@ pub fn finish_runs_of_dead_holder(
         .unfinished_runs_of(pid, pid_start, host_name, boot, ns)?;
     let mut all_done = true;
     for run in &runs {
-        if finish_dead_run(store, config, run, why)?.is_none() {
+        // The caller judged the holder dead; for a holder elsewhere that means its TTL passed.
+        let finished =
+            finish_run_reaped(store, config, run, why, Elsewhere::FinishUnsignalled, None)?;
+        if finished.is_none() {
             // Someone else may have finished it; only a row still open is a survivor.
             all_done &= store
                 .read()

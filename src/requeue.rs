@@ -42,6 +42,7 @@ pub fn edge_name(edge: Edge) -> String {
 
 fn due_row(
     task: &Task,
+    budget_key: &BudgetKey,
     edge: Edge,
     kind: &str,
     attempt: i64,
@@ -62,7 +63,17 @@ fn due_row(
         boot_id: host::boot_id().into(),
         created_at: now,
         claimed_at: None,
+        budget_tip: Some(budget_key.tip.clone()),
+        published_tip: budget_key.published.clone(),
     }
+}
+
+/// The key of an edge's infra budget: the branch tip before orch's rebase, and the rebased tip
+/// orch published (a re-run that finds the branch there still spends the same budget).
+#[derive(Clone, Debug, Default)]
+pub struct BudgetKey {
+    pub tip: String,
+    pub published: Option<String>,
 }
 
 /// Lock-busy: a deferral while any remain, else an infra attempt.
@@ -77,17 +88,19 @@ pub fn defer_or_infra(
     expected: Expected,
     edge: Edge,
     gate: &str,
-    base_tip: &str,
+    budget_key: &BudgetKey,
     reason: &str,
     actor: &str,
 ) -> Result<Requeued> {
     let name = edge_name(edge);
+    let base_tip = budget_key.tip.as_str();
     let budget = db.budget(&task.id, &name, base_tip)?;
     let max = i64::from(config.merge_defer_max_attempts);
     if budget.deferrals < max {
         let spent = db.spend_budget(&task.id, &name, base_tip, 0, 1)?;
         let row = due_row(
             task,
+            budget_key,
             edge,
             "deferral",
             spent.deferrals,
@@ -125,7 +138,7 @@ pub fn defer_or_infra(
         expected,
         edge,
         gate,
-        base_tip,
+        budget_key,
         &format!("lock-busy after {max} deferrals: {reason}"),
         actor,
     )
@@ -143,11 +156,12 @@ pub fn route_infra(
     expected: Expected,
     edge: Edge,
     gate: &str,
-    base_tip: &str,
+    budget_key: &BudgetKey,
     reason: &str,
     actor: &str,
 ) -> Result<Requeued> {
     let name = edge_name(edge);
+    let base_tip = budget_key.tip.as_str();
     let spent = db.spend_budget(&task.id, &name, base_tip, 1, 0)?;
     let attempt = spent.infra_attempts;
     let max = i64::from(config.merge_infra_retry_max);
@@ -155,7 +169,7 @@ pub fn route_infra(
     let now = host::wall_ms();
     if attempt <= max {
         let delay = config.merge_infra_backoff * 2u32.saturating_pow((attempt - 1) as u32);
-        let row = due_row(task, edge, "infra", attempt, reason, delay);
+        let row = due_row(task, budget_key, edge, "infra", attempt, reason, delay);
         db.put_requeue(&row)?;
         db.insert_gate_event(
             &task.id,
@@ -185,7 +199,9 @@ pub fn route_infra(
     db.delete_requeue(&task.id)?;
     db.set_hold(Some(expected), &task.id, &hold_reason, actor, now)?;
     db.count("holds.raised", 1)?;
-    let key = format!("infra-exhausted/{}/{name}/{base_tip}", task.id);
+    // One alert per episode: a release starts a new one, even on the same branch tip.
+    let episode = db.releases(&task.id)?;
+    let key = format!("infra-exhausted/{}/{name}/{base_tip}/{episode}", task.id);
     alerts::raise(
         db,
         &Alert {

@@ -7,16 +7,14 @@
 //! head equals `validated_sha`, decided under the lock; any uncertainty runs it. A passing verdict
 //! is stored with the commits it judged and reused while they are unchanged.
 
-use std::path::{Path, PathBuf};
+use anyhow::Result;
 
-use anyhow::{Context, Result};
-
+pub use super::worktree::{checkout, worktrees_dir};
+use super::worktree::{run_gate_command, with_worktree, GateCommand};
 use super::{classify_run, GateCx, GateKind, GateResult, InfraKind, Verdict};
-use crate::error::{failure, Exit};
 use crate::git::{RebaseResult, Repo};
-use crate::host;
 use crate::merge_lock::{self, LockAttempt};
-use crate::runner::{self, Echo, RunSpec, Track};
+use crate::runner::{self, ExitCodes};
 
 const GATE: GateKind = GateKind::Merge;
 
@@ -87,32 +85,13 @@ pub fn resolve_commits(cx: &GateCx) -> Result<std::result::Result<Commits, Strin
     }))
 }
 
-/// The agent's checkout the task was registered with (only read, never changed).
-pub fn checkout(cx: &GateCx) -> Result<Repo> {
-    let dir = cx.task.worktree.as_deref().ok_or_else(|| {
-        failure(
-            Exit::Usage,
-            format!(
-                "task `{}` has no checkout (hint: register it with `orch task add … --worktree DIR`)",
-                cx.task.id
-            ),
-        )
-    })?;
-    Ok(Repo::at(dir))
-}
-
-/// Where orch keeps its own gate worktrees: beside the database.
-pub fn worktrees_dir(db_path: &Path) -> PathBuf {
-    db_path.parent().unwrap_or(Path::new(".")).join("worktrees")
-}
-
 /// `orch merge-gate retest`, and the merge gate of `deploy-staging → deploy`.
 pub fn retest(cx: &mut GateCx) -> Result<GateResult> {
     let commits = match resolve_commits(cx)? {
         Ok(c) => c,
         Err(reason) => return Ok(infra(reason)),
     };
-    cx.base_tip = Some(commits.base_tip.clone());
+    cx.note_base_tip(&commits.base_tip);
     // A stored passing verdict for exactly these commits is reused.
     if cx.store.read().latest_verdict(&cx.task.id, GATE.name())?
         == Some((commits.base_tip.clone(), commits.target.clone()))
@@ -152,33 +131,10 @@ pub fn retest(cx: &mut GateCx) -> Result<GateResult> {
 }
 
 fn under_lock(cx: &mut GateCx, commits: &Commits) -> Result<GateResult> {
-    let checkout = checkout(cx)?;
-    let dir = worktrees_dir(&cx.config.db_path);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating `{}`", dir.display()))?;
-    let safe_id: String = cx
-        .task
-        .id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let path = dir.join(format!(
-        "{safe_id}-{}-{}",
-        std::process::id(),
-        host::wall_ms()
-    ));
-    let worktree = match checkout.add_detached_worktree(&path, &commits.base_tip) {
-        Ok(w) => w,
-        Err(e) => return Ok(infra(format!("creating the gate worktree failed: {e:#}"))),
-    };
-    let result = in_worktree(cx, commits, &checkout, &worktree);
-    let _ = checkout.remove_worktree(&path);
-    result
+    with_worktree(cx, GATE, &commits.base_tip, |cx, worktree| {
+        let checkout = checkout(cx)?;
+        in_worktree(cx, commits, &checkout, worktree)
+    })
 }
 
 fn in_worktree(
@@ -233,6 +189,7 @@ fn in_worktree(
                 "publishing the rebased branch failed: {e:#}"
             )));
         }
+        cx.published = Some(head.clone());
     }
     let mut result = if !moved
         && cx.config.merge_skip_when_current
@@ -259,33 +216,19 @@ fn in_worktree(
 }
 
 fn run_suite(cx: &mut GateCx, worktree: &Repo) -> Result<GateResult> {
-    let config = cx.config;
-    let mut spec = RunSpec::shell(config, &config.merge_retest_cmd);
-    spec.cwd = Some(worktree.dir.clone());
-    spec.timeout = Some(config.merge_retest_timeout);
-    spec.echo = if cx.ui.quiet {
-        Echo::Silent
-    } else {
-        Echo::Stderr
-    };
-    spec.track = Some(Track::gate(config, GATE.name(), Some(&cx.task.id)));
-    cx.ui.note(format!(
-        "merge gate: {}: re-testing with `{}` (timeout {}s)",
-        cx.task.id,
-        config.merge_retest_cmd,
-        config.merge_retest_timeout.as_secs()
-    ));
-    let lease = cx.lease.clone();
     let repo = cx.task.repo.clone();
-    let ttl = config.lease_ttl;
-    let mut heartbeat = |store: &mut crate::store::Store| {
-        lease.renew(store, ttl).unwrap_or(false)
-            && merge_lock::renew(store, &repo, &lease).unwrap_or(false)
-    };
-    let run = runner::run(
-        Some(&mut *cx.store),
-        &spec,
-        Some((config.lease_renew, &mut heartbeat)),
+    let command = cx.config.merge_retest_cmd.clone();
+    let run = run_gate_command(
+        cx,
+        GateCommand {
+            gate: GATE,
+            command: &command,
+            timeout: cx.config.merge_retest_timeout,
+            cwd: &worktree.dir,
+            extra_env: Vec::new(),
+            exit_codes: ExitCodes::Pytest,
+            merge_lock: Some(&repo),
+        },
     )?;
     let mut result = GateResult::new(GATE, classify_run(&run));
     result.run_id = run.run_id;

@@ -4,7 +4,10 @@
 //! A gate never panics and never raises past its caller: whatever goes wrong becomes a `Verdict`.
 //! Routing a verdict (rollback, re-queue, HOLD) is the engine's job, through the one CAS.
 
+pub mod checks;
 pub mod merge;
+pub mod merge_verify;
+pub mod worktree;
 
 use serde::Serialize;
 
@@ -19,16 +22,35 @@ use crate::ui::Ui;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum GateKind {
+    /// `ORCH_SECURITY_GATE_CMD` on the branch tip; runs before the merge lock is taken.
+    Security,
     /// The merge sub-gate: rebase onto the target and re-test under the merge lock.
     Merge,
+    /// `measure_coverage`: `ORCH_COVERAGE_CMD` on the rebased head, against `ORCH_COVERAGE_MIN`.
+    Coverage,
+    /// `ORCH_IMAGE_FRESHNESS_CMD` prints the commit the staging image was built from; it must
+    /// equal `validated_sha`.
+    ImageFreshness,
+    /// `deploy → done`: proof that the re-tested head is in the target.
+    MergeVerify,
 }
 
 impl GateKind {
-    pub const ALL: [GateKind; 1] = [GateKind::Merge];
+    pub const ALL: [GateKind; 5] = [
+        GateKind::Security,
+        GateKind::Merge,
+        GateKind::Coverage,
+        GateKind::ImageFreshness,
+        GateKind::MergeVerify,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
+            GateKind::Security => "security",
             GateKind::Merge => "merge",
+            GateKind::Coverage => "coverage",
+            GateKind::ImageFreshness => "image-freshness",
+            GateKind::MergeVerify => "merge-verify",
         }
     }
 
@@ -39,7 +61,8 @@ impl GateKind {
     /// The edge this gate guards.
     pub fn edge(self) -> Edge {
         match self {
-            GateKind::Merge => DEPLOY_EDGE,
+            GateKind::MergeVerify => DONE_EDGE,
+            _ => DEPLOY_EDGE,
         }
     }
 }
@@ -50,9 +73,26 @@ const DEPLOY_EDGE: Edge = Edge {
     kind: EdgeKind::Forward,
 };
 
+const DONE_EDGE: Edge = Edge {
+    from: Stage::Deploy,
+    to: Stage::Done,
+    kind: EdgeKind::Forward,
+};
+
 /// `QG_CHECKS`: the gates of each guarded edge, in the order they run.
-pub const QG_CHECKS: &[(Stage, Stage, &[GateKind])] =
-    &[(Stage::DeployStaging, Stage::Deploy, &[GateKind::Merge])];
+pub const QG_CHECKS: &[(Stage, Stage, &[GateKind])] = &[
+    (
+        Stage::DeployStaging,
+        Stage::Deploy,
+        &[
+            GateKind::Security,
+            GateKind::Merge,
+            GateKind::Coverage,
+            GateKind::ImageFreshness,
+        ],
+    ),
+    (Stage::Deploy, Stage::Done, &[GateKind::MergeVerify]),
+];
 
 /// The gates guarding an edge, in order; empty for an unguarded edge.
 pub fn edge_gates(edge: Edge) -> &'static [GateKind] {
@@ -91,6 +131,10 @@ pub enum Verdict {
     Cancelled {
         signal: i32,
     },
+    /// Merge-verify: the merge command reported success but the head is not in the target.
+    NoProof {
+        reason: String,
+    },
     /// The caller's lease was gone at a re-check: stop, write nothing, exit 4.
     LeaseLost,
 }
@@ -115,6 +159,7 @@ impl Verdict {
                 ..
             } => "other",
             Verdict::Cancelled { .. } => "cancelled",
+            Verdict::NoProof { .. } => "no-proof",
             Verdict::LeaseLost => "lease-lost",
         }
     }
@@ -126,6 +171,7 @@ impl Verdict {
             Verdict::Red { .. } => "red",
             Verdict::Infra { .. } => "infra",
             Verdict::Cancelled { .. } => "cancelled",
+            Verdict::NoProof { .. } => "no-proof",
             Verdict::LeaseLost => "lost-race",
         }
     }
@@ -134,7 +180,9 @@ impl Verdict {
         match self {
             Verdict::Passed { detail } => detail.clone(),
             Verdict::Skipped { why } => why.clone(),
-            Verdict::Red { reason } | Verdict::Infra { reason, .. } => reason.clone(),
+            Verdict::Red { reason }
+            | Verdict::Infra { reason, .. }
+            | Verdict::NoProof { reason } => reason.clone(),
             Verdict::Cancelled { signal } => format!("orch received signal {signal}"),
             Verdict::LeaseLost => "the lease was lost".into(),
         }
@@ -190,12 +238,50 @@ pub struct GateCx<'a> {
     pub edge: Edge,
     /// The branch tip before any rebase: the key of the edge's infra budget.
     pub base_tip: Option<String>,
+    /// The head the merge gate judged (the rebased tip), for the gates after it.
+    pub head: Option<String>,
+    /// The budget key of this edge's pending re-queue, carried into this run.
+    pub carried: Option<crate::requeue::BudgetKey>,
+    /// The rebased tip this run published as the task branch, if it did.
+    pub published: Option<String>,
+}
+
+impl GateCx<'_> {
+    /// Records the branch tip found before any rebase as the budget key — unless it is the tip
+    /// an earlier attempt of this re-queued edge started from or published itself: orch's own
+    /// rebase does not buy a fresh budget.
+    pub fn note_base_tip(&mut self, current: &str) {
+        let key = match &self.carried {
+            Some(carried)
+                if carried.tip == current || carried.published.as_deref() == Some(current) =>
+            {
+                carried.tip.clone()
+            }
+            _ => current.to_string(),
+        };
+        self.base_tip = Some(key);
+    }
+
+    /// The budget key routing uses.
+    pub fn budget_key(&self) -> crate::requeue::BudgetKey {
+        crate::requeue::BudgetKey {
+            tip: self.base_tip.clone().unwrap_or_else(|| "unknown".into()),
+            published: self
+                .published
+                .clone()
+                .or_else(|| self.carried.as_ref().and_then(|c| c.published.clone())),
+        }
+    }
 }
 
 /// Runs one gate. Never fails: an error becomes an `other` infra verdict.
 pub fn run(gate: GateKind, cx: &mut GateCx) -> GateResult {
     let result = match gate {
+        GateKind::Security => checks::security(cx),
         GateKind::Merge => merge::retest(cx),
+        GateKind::Coverage => checks::coverage(cx),
+        GateKind::ImageFreshness => checks::image_freshness(cx),
+        GateKind::MergeVerify => merge_verify::verify(cx),
     };
     result.unwrap_or_else(|err| {
         GateResult::new(
@@ -212,6 +298,14 @@ pub fn run(gate: GateKind, cx: &mut GateCx) -> GateResult {
 pub fn classify_run(result: &RunResult) -> Verdict {
     if result.aborted {
         return Verdict::LeaseLost;
+    }
+    if result.run_id.is_some() && !result.finished_by_me {
+        // The reaper finished the row (tier 2: older than ORCH_REAPER_MAX_RUNNING_S) and killed the
+        // group; its routing lost to this live lease holder, so routing is ours: infra.
+        return Verdict::Infra {
+            kind: InfraKind::Other,
+            reason: "the reaper finished this run first (older than ORCH_REAPER_MAX_RUNNING_S) and killed its group".into(),
+        };
     }
     match &result.outcome {
         RunOutcome::Passed => Verdict::Passed {

@@ -263,6 +263,15 @@ impl Db<'_> {
         Ok(())
     }
 
+    /// How many times a HOLD of the task was released: the number of its past HOLD episodes.
+    pub fn releases(&self, task_id: &str) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM holds WHERE task_id = ?1 AND action = 'release'",
+            [task_id],
+            |r| r.get(0),
+        )?)
+    }
+
     pub fn counters(&self) -> Result<Vec<Counter>> {
         let mut stmt = self
             .conn

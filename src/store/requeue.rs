@@ -21,6 +21,8 @@ pub struct RequeueRow {
     pub boot_id: String,
     pub created_at: i64,
     pub claimed_at: Option<i64>,
+    pub budget_tip: Option<String>,
+    pub published_tip: Option<String>,
 }
 
 impl RequeueRow {
@@ -36,7 +38,7 @@ impl RequeueRow {
 }
 
 const REQUEUE_COLUMNS: &str = "task_id, from_stage, to_stage, kind, attempt, reason, due_at, \
-     due_boot_ms, boot_id, created_at, claimed_at";
+     due_boot_ms, boot_id, created_at, claimed_at, budget_tip, published_tip";
 
 fn requeue_from_row(r: &Row) -> rusqlite::Result<RequeueRow> {
     Ok(RequeueRow {
@@ -51,7 +53,19 @@ fn requeue_from_row(r: &Row) -> rusqlite::Result<RequeueRow> {
         boot_id: r.get(8)?,
         created_at: r.get(9)?,
         claimed_at: r.get(10)?,
+        budget_tip: r.get(11)?,
+        published_tip: r.get(12)?,
     })
+}
+
+/// A repository's latest coverage measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct CoverageRow {
+    pub repo: String,
+    pub task_id: String,
+    pub percent: f64,
+    pub minimum: f64,
+    pub at: i64,
 }
 
 /// The budget of one (task, edge, branch tip).
@@ -88,7 +102,7 @@ impl Db<'_> {
             .execute(
                 &format!(
                     "INSERT OR REPLACE INTO requeues ({REQUEUE_COLUMNS})
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?11, ?12)"
                 ),
                 params![
                     row.task_id,
@@ -100,7 +114,9 @@ impl Db<'_> {
                     row.due_at,
                     row.due_boot_ms,
                     row.boot_id,
-                    row.created_at
+                    row.created_at,
+                    row.budget_tip,
+                    row.published_tip
                 ],
             )
             .context("re-queueing an edge")?;
@@ -228,5 +244,41 @@ impl Db<'_> {
             )
             .optional()
             .context("reading a verdict")
+    }
+
+    /// Records the coverage a task's head measured, as its repository's latest.
+    pub fn record_coverage(
+        &self,
+        repo: &str,
+        task_id: &str,
+        head: &str,
+        percent: f64,
+        minimum: f64,
+        at: i64,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO coverage_reports (repo, task_id, head_sha, percent, minimum, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![repo, task_id, head, percent, minimum, at],
+        )?;
+        Ok(())
+    }
+
+    /// Every repository's latest coverage.
+    pub fn coverage_reports(&self) -> Result<Vec<CoverageRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT repo, task_id, percent, minimum, at FROM coverage_reports ORDER BY repo",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(CoverageRow {
+                repo: r.get(0)?,
+                task_id: r.get(1)?,
+                percent: r.get(2)?,
+                minimum: r.get(3)?,
+                at: r.get(4)?,
+            })
+        })?;
+        rows.collect::<rusqlite::Result<_>>()
+            .context("reading coverage")
     }
 }

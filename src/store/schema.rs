@@ -80,6 +80,7 @@ const MIGRATIONS: &[&str] = &[
         at      INTEGER NOT NULL
     ) STRICT;
     CREATE INDEX gate_events_by_task ON gate_events(task_id, id);
+    CREATE INDEX gate_events_by_gate ON gate_events(gate, id);
 
     CREATE TABLE events (
         event_id  TEXT PRIMARY KEY,
@@ -163,7 +164,11 @@ const MIGRATIONS: &[&str] = &[
         due_boot_ms INTEGER NOT NULL,
         boot_id     TEXT NOT NULL,
         created_at  INTEGER NOT NULL,
-        claimed_at  INTEGER
+        claimed_at  INTEGER,
+        -- The budget key (branch tip before orch's rebase) and the rebased tip orch published:
+        -- a re-run that finds either keeps spending the same budget.
+        budget_tip    TEXT,
+        published_tip TEXT
     ) STRICT;
     CREATE INDEX requeues_by_due ON requeues(due_at);
 
@@ -189,6 +194,16 @@ const MIGRATIONS: &[&str] = &[
         at         INTEGER NOT NULL
     ) STRICT;
     CREATE INDEX verdicts_by_task ON verdicts(task_id, gate, id);
+
+    -- The last coverage measured per repository, for `orch queue`.
+    CREATE TABLE coverage_reports (
+        repo       TEXT PRIMARY KEY,
+        task_id    TEXT NOT NULL REFERENCES tasks(id),
+        head_sha   TEXT NOT NULL,
+        percent    REAL NOT NULL,
+        minimum    REAL NOT NULL,
+        at         INTEGER NOT NULL
+    ) STRICT;
 
     -- One row per `orch reap`.
     CREATE TABLE reaper_runs (

@@ -111,4 +111,18 @@ impl Db<'_> {
         rows.collect::<rusqlite::Result<_>>()
             .context("reading open runs")
     }
+
+    /// The last verdict-bearing outcome of each gate: (gate, outcome, at).
+    pub fn last_gate_outcomes(&self) -> Result<Vec<(String, String, i64)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT gate, outcome, at FROM gate_events WHERE id IN (
+                 SELECT max(id) FROM gate_events
+                  WHERE outcome IN ('passed', 'skipped', 'red', 'timeout', 'lock-busy', 'other',
+                                    'cancelled', 'no-proof')
+                  GROUP BY gate)",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .context("reading the last gate outcomes")
+    }
 }

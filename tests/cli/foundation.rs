@@ -72,10 +72,17 @@ fn a_task_walks_to_done_and_its_history_names_actor_reason_version_and_token() {
     let fx = Fixture::new(&sb);
     fx.commit_branch("feat/t-1", "main", &[("notes.txt", "t-1\n")], "notes");
     fx.add_task(&sb, "T-1", "feat/t-1", "created");
-    let green = [(
-        "ORCH_MERGE_RETEST_CMD",
-        "python3 -m pytest -q -p no:cacheprovider",
-    )];
+    let merge = format!(
+        "git --git-dir='{}' update-ref refs/heads/main \"$ORCH_MERGE_HEAD\"",
+        fx.remote.display()
+    );
+    let green = [
+        (
+            "ORCH_MERGE_RETEST_CMD",
+            "python3 -m pytest -q -p no:cacheprovider",
+        ),
+        ("ORCH_MERGE_CMD", merge.as_str()),
+    ];
     for stage in FORWARD {
         sb.run_env(
             &[

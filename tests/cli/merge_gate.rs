@@ -15,6 +15,15 @@ fn counted_pytest(marker: &Path) -> String {
     )
 }
 
+/// The merge gate's entry of a report (advance also lists the other gates of the edge).
+fn merge_of(json: &serde_json::Value) -> serde_json::Value {
+    json["gates"]
+        .as_array()
+        .and_then(|gates| gates.iter().find(|g| g["gate"] == "merge"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no merge gate in {json}"))
+}
+
 fn runs_of(marker: &Path) -> usize {
     std::fs::read_to_string(marker)
         .map(|s| s.lines().count())
@@ -57,9 +66,9 @@ fn a_green_suite_passes_stores_its_verdict_and_is_not_run_again_for_the_same_com
 
     let out = run(&sb, &["merge-gate", "retest", "G", "--json"], &env).expect(0);
     let json = out.json();
-    assert_eq!(json["gates"][0]["outcome"], "passed", "{json}");
+    assert_eq!(merge_of(&json)["outcome"], "passed", "{json}");
     assert_eq!(runs_of(&marker), 1);
-    let head = json["gates"][0]["head"].as_str().unwrap().to_string();
+    let head = merge_of(&json)["head"].as_str().unwrap().to_string();
     assert_eq!(
         fx.remote_ref("refs/heads/feat/g"),
         head,
@@ -81,7 +90,7 @@ fn a_green_suite_passes_stores_its_verdict_and_is_not_run_again_for_the_same_com
     let again = run(&sb, &["merge-gate", "retest", "G", "--json"], &env)
         .expect(0)
         .json();
-    assert_eq!(again["gates"][0]["outcome"], "skipped", "{again}");
+    assert_eq!(merge_of(&again)["outcome"], "skipped", "{again}");
     assert_eq!(runs_of(&marker), 1);
 
     // And advance reuses it too: the task reaches deploy without running the suite.
@@ -116,9 +125,9 @@ fn a_branch_already_on_main_whose_head_is_validated_skips_the_retest() {
     let json = run(&sb, &["merge-gate", "retest", "C", "--json"], &env)
         .expect(0)
         .json();
-    assert_eq!(json["gates"][0]["outcome"], "skipped", "{json}");
+    assert_eq!(merge_of(&json)["outcome"], "skipped", "{json}");
     assert!(
-        json["gates"][0]["detail"]
+        merge_of(&json)["detail"]
             .as_str()
             .unwrap()
             .contains("equals validated_sha"),
@@ -153,7 +162,7 @@ fn a_red_suite_rolls_back_and_the_red_after_the_retries_holds() {
 
     let out = run(&sb, &["advance", "R", "--to", "deploy", "--json"], &env).expect(10);
     let json = out.json();
-    assert_eq!(json["gates"][0]["classification"], "red");
+    assert_eq!(merge_of(&json)["classification"], "red");
     assert_eq!(json["rollback"]["result"], "rolled-back");
     assert_eq!(sb.stage_of("R").0, "development");
     assert_eq!(sb.sqlite("SELECT dev_retries FROM tasks"), "1");
@@ -220,9 +229,9 @@ fn a_rebase_conflict_is_red_and_leaves_the_checkout_alone_and_a_lost_remote_is_i
     std::fs::rename(&fx2.remote, sb2.path().join("gone.git")).unwrap();
     let out = run(&sb2, &["merge-gate", "retest", "Y", "--json"], &env).expect(11);
     let json = out.json();
-    assert_eq!(json["gates"][0]["classification"], "infra", "{json}");
+    assert_eq!(merge_of(&json)["classification"], "infra", "{json}");
     assert!(
-        json["gates"][0]["detail"]
+        merge_of(&json)["detail"]
             .as_str()
             .unwrap()
             .contains("fetch"),
@@ -266,6 +275,9 @@ fn the_starved_timeout_incident_is_requeued_never_rolled_back_then_alerts_once()
     let sb = Sandbox::new();
     let fx = Fixture::new(&sb);
     fx.commit_branch("feat/s", "main", &[("notes.txt", "s\n")], "s");
+    // main moves on: attempt 1 rebases and publishes the branch; orch's own rebase must not
+    // buy a fresh budget for attempt 2.
+    fx.advance_remote_main(&[("other.txt", "other\n")], "other work");
     fx.add_task(&sb, "S", "feat/s", "deploy-staging");
     let alerts = sb.path().join("alerts.jsonl");
     let mut env = base_env(&starved_suite(sb.path()));
@@ -277,11 +289,11 @@ fn the_starved_timeout_incident_is_requeued_never_rolled_back_then_alerts_once()
     let json = run(&sb, &["advance", "S", "--to", "deploy", "--json"], &env)
         .expect(11)
         .json();
-    assert_eq!(json["gates"][0]["outcome"], "timeout", "{json}");
+    assert_eq!(merge_of(&json)["outcome"], "timeout", "{json}");
     assert_eq!(json["requeue"]["attempt"], 1);
     assert_eq!(json["requeue"]["of"], 3);
     assert!(
-        json["gates"][0]["evidence"]["cpus"].as_u64().unwrap() >= 1,
+        merge_of(&json)["evidence"]["cpus"].as_u64().unwrap() >= 1,
         "evidence: {json}"
     );
     assert_eq!(sb.stage_of("S").0, "deploy-staging");
@@ -405,10 +417,10 @@ fn a_second_task_of_the_repo_finds_the_merge_lock_busy_and_is_deferred() {
     )
     .expect(11)
     .json();
-    assert_eq!(json["gates"][0]["outcome"], "lock-busy", "{json}");
+    assert_eq!(merge_of(&json)["outcome"], "lock-busy", "{json}");
     assert_eq!(json["requeue"]["outcome"], "deferred");
     assert!(
-        json["gates"][0]["lock_holder"]
+        merge_of(&json)["lock_holder"]
             .as_str()
             .unwrap()
             .contains("task A"),
@@ -458,7 +470,7 @@ fn with_infra_retry_switched_off_an_infra_outcome_rolls_back_as_before() {
     let json = run(&sb, &["merge-gate", "retest", "O", "--json"], &env)
         .expect(10)
         .json();
-    assert_eq!(json["gates"][0]["classification"], "infra", "{json}");
+    assert_eq!(merge_of(&json)["classification"], "infra", "{json}");
     assert_eq!(sb.stage_of("O").0, "development");
     assert_eq!(sb.sqlite("SELECT dev_retries FROM tasks"), "1");
     fx.assert_no_target_push();

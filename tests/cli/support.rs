@@ -116,6 +116,7 @@ impl Sandbox {
     /// Runs the sqlite3 shell on the database and returns its stdout.
     pub fn sqlite(&self, sql: &str) -> String {
         let output = Command::new("sqlite3")
+            .args(["-cmd", ".timeout 30000"])
             .arg(&self.db)
             .arg(sql)
             .output()
@@ -262,9 +263,14 @@ const TEST_CALC: &str =
 
 impl Fixture {
     pub fn new(sb: &Sandbox) -> Fixture {
-        let remote = sb.path().join("remote.git");
-        let work = sb.path().join("work");
-        let push_log = sb.path().join("push.log");
+        Fixture::named(sb, "")
+    }
+
+    /// A second (third…) repository in the same sandbox: its paths carry `name`.
+    pub fn named(sb: &Sandbox, name: &str) -> Fixture {
+        let remote = sb.path().join(format!("{name}remote.git"));
+        let work = sb.path().join(format!("{name}work"));
+        let push_log = sb.path().join(format!("{name}push.log"));
         git(
             sb.path(),
             &[
@@ -388,12 +394,17 @@ impl Fixture {
 
     /// Registers `id` at `stage` with this checkout (remote `origin` detected).
     pub fn add_task(&self, sb: &Sandbox, id: &str, branch: &str, stage: &str) {
+        self.add_task_in(sb, "app", id, branch, stage);
+    }
+
+    /// Registers `id` of repository `repo` at `stage` with this checkout.
+    pub fn add_task_in(&self, sb: &Sandbox, repo: &str, id: &str, branch: &str, stage: &str) {
         sb.run(&[
             "task",
             "add",
             id,
             "--repo",
-            "app",
+            repo,
             "--branch",
             branch,
             "--worktree",

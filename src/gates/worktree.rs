@@ -1,0 +1,140 @@
+//! Gate worktrees and gate commands: every gate works in a fresh detached worktree of its own
+//! under orch's state directory (never the agent's checkout), removed when it ends, and runs its
+//! command through the process-group runner with the lease renewed while it runs.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::{GateCx, GateKind, GateResult, InfraKind, Verdict};
+use crate::git::Repo;
+use crate::host;
+use crate::merge_lock;
+use crate::runner::{self, Echo, ExitCodes, RunResult, RunSpec, Track};
+
+/// Where orch keeps its own gate worktrees: beside the database.
+pub fn worktrees_dir(db_path: &Path) -> PathBuf {
+    db_path.parent().unwrap_or(Path::new(".")).join("worktrees")
+}
+
+/// The agent's checkout the task was registered with (only read, never changed).
+pub fn checkout(cx: &GateCx) -> Result<Repo> {
+    let dir = cx.task.worktree.as_deref().ok_or_else(|| {
+        crate::error::failure(
+            crate::error::Exit::Usage,
+            format!(
+                "task `{}` has no checkout (hint: register it with `orch task add … --worktree DIR`)",
+                cx.task.id
+            ),
+        )
+    })?;
+    Ok(Repo::at(dir))
+}
+
+/// Runs `f` in a fresh detached worktree at `commit`; removes it afterwards, whatever happened.
+pub fn with_worktree(
+    cx: &mut GateCx,
+    gate: GateKind,
+    commit: &str,
+    f: impl FnOnce(&mut GateCx, &Repo) -> Result<GateResult>,
+) -> Result<GateResult> {
+    let checkout = checkout(cx)?;
+    let dir = worktrees_dir(&cx.config.db_path);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating `{}`", dir.display()))?;
+    let safe_id: String = cx
+        .task
+        .id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let path = dir.join(format!(
+        "{safe_id}-{}-{}-{}",
+        std::process::id(),
+        gate.name(),
+        host::wall_ms()
+    ));
+    let worktree = match checkout.add_detached_worktree(&path, commit) {
+        Ok(w) => w,
+        Err(e) => {
+            return Ok(GateResult::new(
+                gate,
+                Verdict::Infra {
+                    kind: InfraKind::Other,
+                    reason: format!("creating the gate worktree failed: {e:#}"),
+                },
+            ))
+        }
+    };
+    let result = f(cx, &worktree);
+    let _ = checkout.remove_worktree(&path);
+    result
+}
+
+/// A gate command to run.
+pub struct GateCommand<'a> {
+    pub gate: GateKind,
+    pub command: &'a str,
+    pub timeout: Duration,
+    pub cwd: &'a Path,
+    pub extra_env: Vec<(String, String)>,
+    pub exit_codes: ExitCodes,
+    /// The repository whose merge lock is held and renewed with the lease during the run.
+    pub merge_lock: Option<&'a str>,
+}
+
+/// Runs a gate command through the process-group runner, tracked in `runs`, the lease (and the
+/// merge lock) renewed every `ORCH_TRANSITION_LEASE_RENEW_S`.
+pub fn run_gate_command(cx: &mut GateCx, cmd: GateCommand) -> Result<RunResult> {
+    let config = cx.config;
+    let mut spec = RunSpec::shell(config, cmd.command);
+    spec.cwd = Some(cmd.cwd.to_path_buf());
+    spec.timeout = Some(cmd.timeout);
+    spec.exit_codes = cmd.exit_codes;
+    // Where a person watches, a status line (or timestamped lines in a log); `-q` silences it.
+    spec.echo = if cx.ui.quiet {
+        Echo::Silent
+    } else {
+        Echo::Progress
+    };
+    spec.label = Some(format!("{} {}", cmd.gate.name(), cx.task.id));
+    spec.track = Some(Track::gate(config, cmd.gate.name(), Some(&cx.task.id)));
+    let task = &cx.task;
+    spec.env = vec![
+        ("ORCH_TASK_ID".into(), task.id.clone()),
+        ("ORCH_BRANCH".into(), task.branch.clone()),
+        ("ORCH_TARGET".into(), task.target.clone()),
+        (
+            "ORCH_REMOTE".into(),
+            task.remote.clone().unwrap_or_default(),
+        ),
+    ];
+    spec.env.extend(cmd.extra_env);
+    cx.ui.note(format!(
+        "gate {}: {}: running `{}` (timeout {}s)",
+        cmd.gate.name(),
+        task.id,
+        cmd.command,
+        cmd.timeout.as_secs()
+    ));
+    let lease = cx.lease.clone();
+    let ttl = config.lease_ttl;
+    let lock = cmd.merge_lock.map(str::to_string);
+    let mut heartbeat = |store: &mut crate::store::Store| {
+        lease.renew(store, ttl).unwrap_or(false)
+            && lock
+                .as_deref()
+                .is_none_or(|repo| merge_lock::renew(store, repo, &lease).unwrap_or(false))
+    };
+    runner::run(
+        Some(&mut *cx.store),
+        &spec,
+        Some((config.lease_renew, &mut heartbeat)),
+    )
+}
