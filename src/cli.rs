@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{advance, doctor, exec, merge_gate, queue, task};
+use crate::commands::{advance, demo, doctor, exec, merge_gate, queue, reap, task};
 
 /// Drive coding-agent tasks through a stage pipeline with quality gates.
 ///
@@ -52,4 +52,9 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Run a command in its own process group with a deadline: a tree-safe timeout(1).
     Exec(exec::ExecArgs),
+    /// A self-contained walk through the pipeline in a temporary directory, incidents included.
+    Demo(demo::DemoArgs),
+    /// The cron job: finish runs of dead owners, kill orphaned process groups, drop dead leases
+    /// and merge locks, re-deliver alerts, remove stale gate worktrees, prune old rows.
+    Reap(reap::ReapArgs),
 }

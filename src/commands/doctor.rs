@@ -1,11 +1,15 @@
 //! `orch doctor`: the stage table, the gates, the effective config with each value's source, and
-//! the invariants. Exits 2 when something is wrong, with a fix for each problem.
+//! the checks: every value parses, the invariants of `Config::invariant_violations` hold, `git` and
+//! the program of each configured command are found on PATH, and the database passes
+//! `PRAGMA quick_check`. Exits 2 when something is wrong, with a fix for each problem.
+
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
-use crate::config::Entry;
+use crate::config::{Config, Entry};
 use crate::error::Exit;
 use crate::gates::edge_gates;
 use crate::stages::{Edge, STAGE_TRANSITIONS};
@@ -27,8 +31,21 @@ struct Report<'a> {
     ok: bool,
     stage_transitions: Vec<EdgeView>,
     config: &'a [Entry],
+    programs: Vec<ProgramCheck>,
     problems: Vec<String>,
     database: DatabaseCheck,
+}
+
+/// A program orch runs, and where PATH finds it.
+#[derive(Serialize)]
+struct ProgramCheck {
+    /// `git`, or the key of the command whose first word this is.
+    source: &'static str,
+    program: String,
+    /// Where it was found; `None` when it was not checked or not found.
+    path: Option<String>,
+    /// `found`, `missing`, or why it was not checked.
+    status: String,
 }
 
 #[derive(Serialize)]
@@ -46,6 +63,7 @@ pub fn run(ctx: &Context, _args: DoctorArgs) -> Result<Exit> {
         .map(|p| format!("{p} (fix: correct or unset {})", p.key))
         .collect();
     problems.extend(config.invariant_violations());
+    let programs = check_programs(config, &mut problems);
     let database = check_database(ctx, &mut problems);
     let report = Report {
         ok: problems.is_empty(),
@@ -57,6 +75,7 @@ pub fn run(ctx: &Context, _args: DoctorArgs) -> Result<Exit> {
             })
             .collect(),
         config: &config.entries,
+        programs,
         problems,
         database,
     };
@@ -66,6 +85,211 @@ pub fn run(ctx: &Context, _args: DoctorArgs) -> Result<Exit> {
         print_text(ctx, &report);
     }
     Ok(if report.ok { Exit::Ok } else { Exit::Usage })
+}
+
+/// The shell's own words: a command that starts with one of these runs no program to look for.
+const SHELL_WORDS: &[&str] = &[
+    "!", "{", "}", "[[", "]]", "case", "do", "done", "elif", "else", "esac", "fi", "for",
+    "function", "if", "in", "select", "then", "time", "until", "while", ":", ".", "[", "alias",
+    "bg", "break", "cd", "command", "continue", "echo", "eval", "exec", "exit", "export", "false",
+    "fg", "getopts", "hash", "jobs", "kill", "local", "printf", "pwd", "read", "readonly",
+    "return", "set", "shift", "source", "test", "times", "trap", "true", "type", "ulimit", "umask",
+    "unalias", "unset", "wait",
+];
+
+/// Checks `git` and the first word of every configured command (each runs as `sh -c CMD`).
+fn check_programs(config: &Config, problems: &mut Vec<String>) -> Vec<ProgramCheck> {
+    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    let mut checks = Vec::new();
+    let git = find_on_path("git", &path_var);
+    if git.is_none() {
+        problems.push(
+            "`git` is not on PATH (fix: install git or add its directory to PATH; every gate of \
+             deploy-staging → deploy and deploy → done needs it)"
+                .to_string(),
+        );
+    }
+    checks.push(ProgramCheck {
+        source: "git",
+        program: "git".into(),
+        status: if git.is_some() { "found" } else { "missing" }.into(),
+        path: git.map(|p| p.display().to_string()),
+    });
+    let commands: [(&'static str, Option<&str>, &str); 6] = [
+        (
+            "ORCH_MERGE_RETEST_CMD",
+            Some(config.merge_retest_cmd.as_str()),
+            "",
+        ),
+        (
+            "ORCH_SECURITY_GATE_CMD",
+            config.security_cmd.as_deref(),
+            "; unset it to skip the gate",
+        ),
+        (
+            "ORCH_COVERAGE_CMD",
+            config.coverage_cmd.as_deref(),
+            "; set it empty to skip the gate",
+        ),
+        (
+            "ORCH_IMAGE_FRESHNESS_CMD",
+            config.image_freshness_cmd.as_deref(),
+            "; unset it to skip the gate",
+        ),
+        (
+            "ORCH_MERGE_CMD",
+            config.merge_cmd.as_deref(),
+            "; unset it to leave merging to the forge",
+        ),
+        (
+            "ORCH_ALERT_CMD",
+            config.alert_cmd.as_deref(),
+            "; unset it to print alerts on stderr",
+        ),
+    ];
+    for (key, command, skip_hint) in commands {
+        let Some(command) = command else { continue };
+        let check = match first_program(command) {
+            FirstWord::Program(program) => {
+                let found = if program.contains('/') {
+                    let path = Path::new(&program);
+                    if path.is_absolute() {
+                        is_executable(path).then(|| path.to_path_buf())
+                    } else {
+                        checks.push(ProgramCheck {
+                            source: key,
+                            program,
+                            path: None,
+                            status: "not checked: a relative path, resolved where the command runs"
+                                .into(),
+                        });
+                        continue;
+                    }
+                } else {
+                    find_on_path(&program, &path_var)
+                };
+                if found.is_none() {
+                    problems.push(format!(
+                        "{key} runs `{program}`, which is not {} (fix: install it or add its directory to PATH (cron's is short), or set {key} to a command that exists{skip_hint})",
+                        if program.contains('/') { "an executable file" } else { "on PATH" }
+                    ));
+                }
+                ProgramCheck {
+                    source: key,
+                    status: if found.is_some() { "found" } else { "missing" }.into(),
+                    path: found.map(|p| p.display().to_string()),
+                    program,
+                }
+            }
+            FirstWord::Shell(word) => ProgramCheck {
+                source: key,
+                program: word,
+                path: None,
+                status: "not checked: a shell builtin or keyword".into(),
+            },
+            FirstWord::Expansion(word) => ProgramCheck {
+                source: key,
+                program: word,
+                path: None,
+                status: "not checked: the shell expands it when the command runs".into(),
+            },
+        };
+        checks.push(check);
+    }
+    checks
+}
+
+/// What a command line starts with.
+#[derive(Debug, PartialEq, Eq)]
+enum FirstWord {
+    Program(String),
+    Shell(String),
+    Expansion(String),
+}
+
+/// The first word of `command` as `sh` would run it: leading `NAME=value` assignments skipped,
+/// quotes removed.
+fn first_program(command: &str) -> FirstWord {
+    let mut rest = command.trim_start();
+    loop {
+        let (word, raw_len, expands) = shell_word(rest);
+        let is_assignment = word.split_once('=').is_some_and(|(name, _)| {
+            !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+        if is_assignment {
+            rest = rest[raw_len..].trim_start();
+            if rest.is_empty() {
+                // Only assignments: the shell runs no program.
+                return FirstWord::Shell(word);
+            }
+            continue;
+        }
+        if word.is_empty() || SHELL_WORDS.contains(&word.as_str()) || word.starts_with('(') {
+            return FirstWord::Shell(if word.is_empty() {
+                rest.chars().take(1).collect()
+            } else {
+                word
+            });
+        }
+        return if expands {
+            FirstWord::Expansion(word)
+        } else {
+            FirstWord::Program(word)
+        };
+    }
+}
+
+/// The first shell word of `text`: (the word with quotes removed, bytes it spans, whether it holds
+/// an expansion).
+fn shell_word(text: &str) -> (String, usize, bool) {
+    let mut word = String::new();
+    let mut expands = false;
+    let mut quote: Option<char> = None;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match (quote, c) {
+            (None, c) if c.is_whitespace() || ";&|<>()".contains(c) => {
+                if word.is_empty() && "()".contains(c) {
+                    word.push(c);
+                    return (word, i + c.len_utf8(), false);
+                }
+                return (word, i, expands);
+            }
+            (None, '\'') | (None, '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '\\') | (Some('"'), '\\') => {
+                if let Some((_, next)) = chars.next() {
+                    word.push(next);
+                }
+            }
+            (q, '$') | (q, '`') if q != Some('\'') => {
+                expands = true;
+                word.push(c);
+            }
+            (_, c) => word.push(c),
+        }
+    }
+    (word, text.len(), expands)
+}
+
+/// `program` in the directories of `path_var`, as `execvp` looks it up.
+fn find_on_path(program: &str, path_var: &std::ffi::OsStr) -> Option<PathBuf> {
+    std::env::split_paths(path_var)
+        .map(|dir| {
+            if dir.as_os_str().is_empty() {
+                PathBuf::from(".").join(program)
+            } else {
+                dir.join(program)
+            }
+        })
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 fn check_database(ctx: &Context, problems: &mut Vec<String>) -> DatabaseCheck {
@@ -118,6 +342,18 @@ fn print_text(ctx: &Context, report: &Report) {
             entry.key, entry.value, entry.source
         ));
     }
+    ui.line("programs");
+    for p in &report.programs {
+        ui.line(format!(
+            "  {:<26} {:<16} {}",
+            p.source,
+            p.program,
+            match &p.path {
+                Some(path) => format!("{} ({path})", p.status),
+                None => p.status.clone(),
+            }
+        ));
+    }
     ui.line(format!(
         "database  {}  {}  (schema v{})",
         report.database.path, report.database.state, report.database.schema_version
@@ -129,5 +365,44 @@ fn print_text(ctx: &Context, report: &Report) {
         for p in &report.problems {
             ui.line(format!("  - {p}"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn program(p: &str) -> FirstWord {
+        FirstWord::Program(p.into())
+    }
+
+    #[test]
+    fn the_first_word_skips_assignments_and_quotes() {
+        assert_eq!(first_program("python3 -m pytest -q"), program("python3"));
+        assert_eq!(
+            first_program("  FOO=1 BAR='a b' make check"),
+            program("make")
+        );
+        assert_eq!(
+            first_program("'/opt/my tools/scan' --all"),
+            program("/opt/my tools/scan")
+        );
+        assert_eq!(first_program("scan;echo done"), program("scan"));
+        assert_eq!(first_program("exit 0"), FirstWord::Shell("exit".into()));
+        assert_eq!(first_program("true"), FirstWord::Shell("true".into()));
+        assert_eq!(
+            first_program("( cd x && make )"),
+            FirstWord::Shell("(".into())
+        );
+        assert_eq!(
+            first_program("if true; then :; fi"),
+            FirstWord::Shell("if".into())
+        );
+        assert_eq!(
+            first_program("$HOME/bin/scan"),
+            FirstWord::Expansion("$HOME/bin/scan".into())
+        );
+        assert_eq!(first_program("'$literal'"), program("$literal"));
+        assert_eq!(first_program("FOO=1"), FirstWord::Shell("FOO=1".into()));
     }
 }

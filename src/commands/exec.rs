@@ -25,6 +25,17 @@ const CANNOT_RUN: i32 = 126;
 /// The command was not found.
 const NOT_FOUND: i32 = 127;
 
+/// The codes orch exec adds to the command's own, with their meanings (the man page's EXIT STATUS).
+pub const EXIT_CODES: [(i32, &str); 4] = [
+    (
+        TIMED_OUT,
+        "the command ran out of time; its whole process tree was killed",
+    ),
+    (ORCH_FAILED, "orch itself failed"),
+    (CANNOT_RUN, "the command was found but cannot be executed"),
+    (NOT_FOUND, "the command was not found"),
+];
+
 /// Run a command in its own process group with a deadline: a tree-safe timeout(1).
 ///
 /// The whole process tree dies when the command ends — on timeout, on SIGINT/SIGTERM/SIGHUP to

@@ -6,7 +6,7 @@ use clap::{Args, ValueEnum};
 
 use crate::error::Exit;
 use crate::store::Store;
-use crate::{queue, Context};
+use crate::{metrics, queue, Context};
 
 #[derive(Debug, Args)]
 pub struct QueueArgs {
@@ -17,8 +17,14 @@ pub struct QueueArgs {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    /// Short aligned text.
     Text,
+    /// One JSON document (the same as `--json`).
     Json,
+    /// The Prometheus text format, for node_exporter's textfile collector.
+    Prometheus,
+    /// OpenMetrics text, ending in `# EOF`.
+    Openmetrics,
 }
 
 pub fn run(ctx: &Context, args: QueueArgs) -> Result<Exit> {
@@ -35,6 +41,15 @@ pub fn run(ctx: &Context, args: QueueArgs) -> Result<Exit> {
             for line in queue::render_text(&view) {
                 ctx.ui.line(line);
             }
+        }
+        Format::Prometheus | Format::Openmetrics => {
+            let exposition = if format == Format::Prometheus {
+                metrics::Exposition::Prometheus
+            } else {
+                metrics::Exposition::OpenMetrics
+            };
+            let text = metrics::render(&metrics::families(&view), exposition);
+            ctx.ui.line(text.trim_end_matches('\n'));
         }
     }
     Ok(Exit::Ok)

@@ -105,6 +105,84 @@ enum Sink {
     Stdout,
     Stderr,
     Nowhere,
+    Progress,
+}
+
+/// The progress display of `Echo::Progress`.
+pub(crate) struct Progress {
+    label: String,
+    timeout: Option<Duration>,
+    start: std::time::Instant,
+    tty: bool,
+    last_line: String,
+    partial: Vec<u8>,
+    drawn: Option<std::time::Instant>,
+}
+
+impl Progress {
+    pub(crate) fn new(spec: &super::spec::RunSpec) -> Option<Progress> {
+        use std::io::IsTerminal;
+        (spec.echo == Echo::Progress).then(|| Progress {
+            label: spec.label.clone().unwrap_or_else(|| "run".into()),
+            timeout: spec.timeout,
+            start: std::time::Instant::now(),
+            tty: std::io::stderr().is_terminal(),
+            last_line: String::new(),
+            partial: Vec::new(),
+            drawn: None,
+        })
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        self.partial.extend_from_slice(bytes);
+        while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line).trim_end().to_string();
+            if self.tty {
+                if !line.trim().is_empty() {
+                    self.last_line = line;
+                }
+            } else {
+                let now = crate::ui::timestamp(crate::host::wall_ms());
+                eprintln!("{now} {} | {line}", self.label);
+            }
+        }
+        self.tick(false);
+    }
+
+    /// Redraws the status line on a terminal, at most every 100 ms (or at once when `force`).
+    fn tick(&mut self, force: bool) {
+        if !self.tty {
+            return;
+        }
+        let due = self
+            .drawn
+            .is_none_or(|t| t.elapsed() >= Duration::from_millis(100));
+        if !(force || due) {
+            return;
+        }
+        self.drawn = Some(std::time::Instant::now());
+        let elapsed = self.start.elapsed().as_secs();
+        let budget = self
+            .timeout
+            .map_or_else(|| "no timeout".to_string(), |t| format!("{}s", t.as_secs()));
+        let line: String = self.last_line.chars().take(80).collect();
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r\x1b[2K{} {elapsed}s / {budget} | {line}",
+            self.label
+        );
+        let _ = err.flush();
+    }
+
+    fn clear(&mut self) {
+        if self.tty && self.drawn.is_some() {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
+        }
+    }
 }
 
 /// The pump of one run: a thread that copies the command's stdout and stderr as they come.
@@ -123,6 +201,7 @@ impl Pumps {
         echo: Echo,
         log: Option<File>,
         cap: u64,
+        progress: Option<Progress>,
     ) -> Pumps {
         let capture = Arc::new(Mutex::new(Capture::new(cap)));
         let stop = Arc::new(AtomicBool::new(false));
@@ -131,8 +210,10 @@ impl Pumps {
             Echo::Terminal => (Sink::Stdout, Sink::Stderr),
             Echo::Stderr => (Sink::Stderr, Sink::Stderr),
             Echo::Silent => (Sink::Nowhere, Sink::Nowhere),
+            Echo::Progress => (Sink::Progress, Sink::Progress),
         };
         let pump = Pump {
+            progress,
             streams: vec![(stdout, out_sink), (stderr, err_sink)],
             log,
             capture: Arc::clone(&capture),
@@ -164,6 +245,7 @@ impl Pumps {
 }
 
 struct Pump {
+    progress: Option<Progress>,
     streams: Vec<(OwnedFd, Sink)>,
     log: Option<File>,
     capture: Arc<Mutex<Capture>>,
@@ -190,6 +272,9 @@ impl Pump {
                 break;
             }
             if ready <= 0 {
+                if let Some(progress) = &mut self.progress {
+                    progress.tick(false);
+                }
                 continue;
             }
             let mut closed = Vec::new();
@@ -211,6 +296,9 @@ impl Pump {
                 self.streams.remove(i);
             }
         }
+        if let Some(progress) = &mut self.progress {
+            progress.clear();
+        }
         let _ = self.done.send(());
     }
 
@@ -231,6 +319,12 @@ impl Pump {
             }
             Sink::Stderr => std::io::stderr().lock().write_all(bytes),
             Sink::Nowhere => Ok(()),
+            Sink::Progress => {
+                if let Some(progress) = &mut self.progress {
+                    progress.feed(bytes);
+                }
+                Ok(())
+            }
         };
         if echoed.is_err() {
             Sink::Nowhere

@@ -15,6 +15,10 @@ pub enum Echo {
     Stderr,
     /// Nowhere (captured and logged only).
     Silent,
+    /// For a person watching a long gate: on a terminal, one status line on stderr (the label,
+    /// elapsed time against the timeout, the last output line) redrawn in place; without a
+    /// terminal, every output line on stderr behind a timestamp and the label.
+    Progress,
 }
 
 /// The command's stdin.
@@ -77,6 +81,8 @@ pub struct RunSpec {
     /// A file that receives the whole output, created or truncated.
     pub log: Option<PathBuf>,
     pub echo: Echo,
+    /// What `Echo::Progress` calls the run (a gate's name).
+    pub label: Option<String>,
     pub stdin: Input,
     pub exit_codes: ExitCodes,
     pub track: Option<Track>,
@@ -98,6 +104,7 @@ impl RunSpec {
             output_cap: config.output_cap_bytes,
             log: None,
             echo: Echo::Terminal,
+            label: None,
             stdin: Input::Null,
             exit_codes: ExitCodes::Pytest,
             track: None,

@@ -103,13 +103,26 @@ pub fn run(
         _ => None,
     };
 
+    if run_id.is_some() {
+        crate::fault::point("runner.after_run_row");
+    }
     let (stdout, stderr) = (leader.stdout.take(), leader.stderr.take());
     let pumps = match (stdout, stderr) {
-        (Some(out), Some(err)) => Some(Pumps::start(out, err, spec.echo, log, spec.output_cap)),
+        (Some(out), Some(err)) => Some(Pumps::start(
+            out,
+            err,
+            spec.echo,
+            log,
+            spec.output_cap,
+            super::output::Progress::new(spec),
+        )),
         _ => None,
     };
     let started = Instant::now();
     let start_failure = leader.go();
+    if run_id.is_some() && start_failure.is_none() {
+        crate::fault::point("runner.after_spawn");
+    }
     let watched = match start_failure {
         // It never exec'd and has exited; there is no tree.
         Some(_) => Watched {

@@ -1,0 +1,368 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'orch' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'orch'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'orch' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('task', 'task', [CompletionResultType]::ParameterValue, 'Register, inspect, hold and release tasks')
+            [CompletionResult]::new('advance', 'advance', [CompletionResultType]::ParameterValue, 'Move one task along one edge: lease, the edge''s gates, CAS, history')
+            [CompletionResult]::new('merge-gate', 'merge-gate', [CompletionResultType]::ParameterValue, 'The merge sub-gate on its own (a CI step may run it); its pass is reused by `advance`')
+            [CompletionResult]::new('queue', 'queue', [CompletionResultType]::ParameterValue, 'The read-only operator view; never writes')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Print the stage table, the gates and the effective config; check invariants')
+            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command in its own process group with a deadline: a tree-safe timeout(1)')
+            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'A self-contained walk through the pipeline in a temporary directory, incidents included')
+            [CompletionResult]::new('reap', 'reap', [CompletionResultType]::ParameterValue, 'The cron job: finish runs of dead owners, kill orphaned process groups, drop dead leases and merge locks, re-deliver alerts, remove stale gate worktrees, prune old rows')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'orch;task' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Register a task (default stage `created`)')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'One task with its whole history: transitions, gate events and holds, interleaved')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List tasks')
+            [CompletionResult]::new('hold', 'hold', [CompletionResultType]::ParameterValue, 'Put a task on HOLD: no stage change until a human releases it')
+            [CompletionResult]::new('release', 'release', [CompletionResultType]::ParameterValue, 'Lift a HOLD; clears the developer retries')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'orch;task;add' {
+            [CompletionResult]::new('--repo', '--repo', [CompletionResultType]::ParameterName, 'The repository''s logical name: the lease scope and the merge-lock key')
+            [CompletionResult]::new('--branch', '--branch', [CompletionResultType]::ParameterName, 'The task branch')
+            [CompletionResult]::new('--worktree', '--worktree', [CompletionResultType]::ParameterName, 'Any checkout of the repository (needed from `deploy-staging` on)')
+            [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'The branch the task merges into')
+            [CompletionResult]::new('--remote', '--remote', [CompletionResultType]::ParameterName, 'The remote to fetch from and push the task branch to [default: `origin` when the checkout has one, else none]')
+            [CompletionResult]::new('--stage', '--stage', [CompletionResultType]::ParameterName, 'The stage to register it at')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]')
+            [CompletionResult]::new('--no-remote', '--no-remote', [CompletionResultType]::ParameterName, 'Work with local branches only, even when the checkout has an `origin`')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orch;task;show' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orch;task;list' {
+            [CompletionResult]::new('--stage', '--stage', [CompletionResultType]::ParameterName, 'Only tasks at this stage')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orch;task;hold' {
+            [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why a human must look at it')
+            [CompletionResult]::new('--actor', '--actor', [CompletionResultType]::ParameterName, 'Who holds it [default: $USER]')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orch;task;release' {
+            [CompletionResult]::new('--actor', '--actor', [CompletionResultType]::ParameterName, 'Who releases it [default: $USER]')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orch;task;help' {
+            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Register a task (default stage `created`)')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'One task with its whole history: transitions, gate events and holds, interleaved')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List tasks')
+            [CompletionResult]::new('hold', 'hold', [CompletionResultType]::ParameterValue, 'Put a task on HOLD: no stage change until a human releases it')
+            [CompletionResult]::new('release', 'release', [CompletionResultType]::ParameterValue, 'Lift a HOLD; clears the developer retries')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'orch;task;help;add' {
+            break
+        }
+        'orch;task;help;show' {
+            break
+        }
+        'orch;task;help;list' {
+            break
+        }
+        'orch;task;help;hold' {
+            break
+        }
+        'orch;task;help;release' {
+            break
+        }
+        'orch;task;help;help' {
+            break
+        }
+        'orch;advance' {
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'The stage to move it to')
+            [CompletionResult]::new('--expect', '--expect', [CompletionResultType]::ParameterName, 'The stage this actor believes the task is at; the write lands only if it still is')
+            [CompletionResult]::new('--actor', '--actor', [CompletionResultType]::ParameterName, 'Who is moving it (recorded in the history) [default: $USER]')
+            [CompletionResult]::new('--event-id', '--event-id', [CompletionResultType]::ParameterName, 'The id of the event that asked for this move; a repeated id is processed once')
+            [CompletionResult]::new('--validated-sha', '--validated-sha', [CompletionResultType]::ParameterName, 'The commit the pipeline validated (compared by the merge and image gates)')
+            [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why, for the history')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Run a re-queued edge now, before its due time')
+            [CompletionResult]::new('--next', '--next', [CompletionResultType]::ParameterName, 'The cron driver: claim the task whose re-queued edge is due soonest and run that edge')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orch;merge-gate' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('retest', 'retest', [CompletionResultType]::ParameterValue, 'Rebase the task branch onto the target in a worktree of orch''s own and re-test it under the repository''s merge lock; a pass is stored and reused by `advance`')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'orch;merge-gate;retest' {
+            [CompletionResult]::new('--actor', '--actor', [CompletionResultType]::ParameterName, 'Who runs it (recorded in the history) [default: $USER]')
+            [CompletionResult]::new('--event-id', '--event-id', [CompletionResultType]::ParameterName, 'The id of the event that asked for it; a repeated id is processed once')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Run now even if the edge is re-queued and not due yet')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orch;merge-gate;help' {
+            [CompletionResult]::new('retest', 'retest', [CompletionResultType]::ParameterValue, 'Rebase the task branch onto the target in a worktree of orch''s own and re-test it under the repository''s merge lock; a pass is stored and reused by `advance`')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'orch;merge-gate;help;retest' {
+            break
+        }
+        'orch;merge-gate;help;help' {
+            break
+        }
+        'orch;queue' {
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format (`--json` is the same as `--format json`)')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orch;doctor' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orch;exec' {
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Kill the command''s process tree after D (`10`, `1.5`, `10s`, `500ms`, `2m`); 0 or absent: no deadline')
+            [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'How long the first signal has before SIGKILL [default: ORCH_KILL_GRACE_S, 20s]')
+            [CompletionResult]::new('--signal', '--signal', [CompletionResultType]::ParameterName, 'The first signal sent at the deadline, INT or TERM [default: ORCH_KILL_SIGNAL, INT]')
+            [CompletionResult]::new('--log', '--log', [CompletionResultType]::ParameterName, 'Also write the command''s output to FILE (created or truncated)')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orch;demo' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orch;reap' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print what would be done; write nothing, signal nothing')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orch;help' {
+            [CompletionResult]::new('task', 'task', [CompletionResultType]::ParameterValue, 'Register, inspect, hold and release tasks')
+            [CompletionResult]::new('advance', 'advance', [CompletionResultType]::ParameterValue, 'Move one task along one edge: lease, the edge''s gates, CAS, history')
+            [CompletionResult]::new('merge-gate', 'merge-gate', [CompletionResultType]::ParameterValue, 'The merge sub-gate on its own (a CI step may run it); its pass is reused by `advance`')
+            [CompletionResult]::new('queue', 'queue', [CompletionResultType]::ParameterValue, 'The read-only operator view; never writes')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Print the stage table, the gates and the effective config; check invariants')
+            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command in its own process group with a deadline: a tree-safe timeout(1)')
+            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'A self-contained walk through the pipeline in a temporary directory, incidents included')
+            [CompletionResult]::new('reap', 'reap', [CompletionResultType]::ParameterValue, 'The cron job: finish runs of dead owners, kill orphaned process groups, drop dead leases and merge locks, re-deliver alerts, remove stale gate worktrees, prune old rows')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'orch;help;task' {
+            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Register a task (default stage `created`)')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'One task with its whole history: transitions, gate events and holds, interleaved')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List tasks')
+            [CompletionResult]::new('hold', 'hold', [CompletionResultType]::ParameterValue, 'Put a task on HOLD: no stage change until a human releases it')
+            [CompletionResult]::new('release', 'release', [CompletionResultType]::ParameterValue, 'Lift a HOLD; clears the developer retries')
+            break
+        }
+        'orch;help;task;add' {
+            break
+        }
+        'orch;help;task;show' {
+            break
+        }
+        'orch;help;task;list' {
+            break
+        }
+        'orch;help;task;hold' {
+            break
+        }
+        'orch;help;task;release' {
+            break
+        }
+        'orch;help;advance' {
+            break
+        }
+        'orch;help;merge-gate' {
+            [CompletionResult]::new('retest', 'retest', [CompletionResultType]::ParameterValue, 'Rebase the task branch onto the target in a worktree of orch''s own and re-test it under the repository''s merge lock; a pass is stored and reused by `advance`')
+            break
+        }
+        'orch;help;merge-gate;retest' {
+            break
+        }
+        'orch;help;queue' {
+            break
+        }
+        'orch;help;doctor' {
+            break
+        }
+        'orch;help;exec' {
+            break
+        }
+        'orch;help;demo' {
+            break
+        }
+        'orch;help;reap' {
+            break
+        }
+        'orch;help;help' {
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}
