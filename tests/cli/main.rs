@@ -1,8 +1,18 @@
 //! orch's integration tests: the real binary, a real SQLite file, real git repositories and real
 //! process trees, one test binary (modules per area).
 
+mod invariants;
 mod support;
 
+#[cfg(feature = "fault-injection")]
+mod crash;
+mod demo;
+mod docs;
+mod doctor;
 mod exec;
 mod foundation;
+mod gates;
 mod merge_gate;
+mod metrics;
+mod reap;
+mod torture;

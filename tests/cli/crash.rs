@@ -1,0 +1,184 @@
+//! `kill -9` at every step: each fault point aborts orch exactly there (feature
+//! `fault-injection`), `orch reap` recovers, and the invariant checker finds nothing wrong.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::invariants;
+use crate::support::{pid_alive, wait_until, Fixture, Out, Sandbox};
+
+const PYTEST: &str = "python3 -m pytest -q -p no:cacheprovider";
+
+fn env(sb: &Sandbox, fx: &Fixture, suite: &str) -> Vec<(String, String)> {
+    vec![
+        ("ORCH_MERGE_RETEST_CMD".into(), suite.into()),
+        ("ORCH_COVERAGE_CMD".into(), String::new()),
+        ("ORCH_KILL_GRACE_S".into(), "1".into()),
+        ("ORCH_MERGE_INFRA_RETRY_BACKOFF_S".into(), "1".into()),
+        (
+            "ORCH_MERGE_CMD".into(),
+            format!(
+                "git --git-dir='{}' update-ref refs/heads/main \"$ORCH_MERGE_HEAD\"",
+                fx.remote.display()
+            ),
+        ),
+        (
+            "ORCH_ALERT_CMD".into(),
+            format!("cat >> '{}'", sb.path().join("alerts").display()),
+        ),
+    ]
+}
+
+fn run(sb: &Sandbox, args: &[&str], env: &[(String, String)]) -> Out {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    sb.run_env(args, &env)
+}
+
+/// Runs `args` with the fault point selected and checks it died by abort exactly there.
+fn crash_at(sb: &Sandbox, point: &str, args: &[&str], env: &[(String, String)]) {
+    let mut env = env.to_vec();
+    env.push(("FAULT_INJECT_AT".into(), point.into()));
+    let out = run(sb, args, &env);
+    assert_eq!(
+        out.code,
+        128 + 6,
+        "{point}: expected SIGABRT, got {}:\n{}\n{}",
+        out.code,
+        out.stdout,
+        out.stderr
+    );
+    let fault_lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("fault-injection"))
+        .collect();
+    assert_eq!(
+        fault_lines,
+        [format!("orch: fault-injection: abort at {point}")],
+        "{point}: {}",
+        out.stderr
+    );
+}
+
+/// A suite that starts a worker, writes its pid and hangs (so a crash leaves a live group).
+fn hanging_suite(dir: &Path) -> String {
+    format!(
+        "sh -c '(trap \"\" INT TERM; sleep 600) & echo $! >> {pids}; sleep 600'",
+        pids = dir.join("pids").display()
+    )
+}
+
+fn pids(dir: &Path) -> Vec<i32> {
+    std::fs::read_to_string(dir.join("pids"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect()
+}
+
+fn reap_and_check(sb: &Sandbox, fx: &Fixture, env: &[(String, String)]) {
+    run(sb, &["reap"], env).expect(0);
+    let workers = pids(sb.path());
+    wait_until("every worker to be dead", Duration::from_secs(30), || {
+        workers.iter().all(|p| !pid_alive(*p))
+    });
+    invariants::check(sb, &[fx]);
+}
+
+#[test]
+fn every_fault_point_is_recovered_by_reap() {
+    let points: Vec<&str> = orch::fault::POINTS.to_vec();
+    let mut covered = Vec::new();
+
+    // Steps of `advance deploy-staging → deploy` and of the runner.
+    for point in [
+        "advance.after_lease",
+        "runner.after_run_row",
+        "runner.after_spawn",
+        "gate.before_verdict",
+    ] {
+        let sb = Sandbox::new();
+        let fx = Fixture::new(&sb);
+        fx.commit_branch("feat/c", "main", &[("c.txt", "c\n")], "c");
+        fx.add_task(&sb, "C", "feat/c", "deploy-staging");
+        let suite = if point == "runner.after_spawn" {
+            hanging_suite(sb.path())
+        } else {
+            PYTEST.to_string()
+        };
+        let env = env(&sb, &fx, &suite);
+        crash_at(&sb, point, &["advance", "C", "--to", "deploy"], &env);
+        reap_and_check(&sb, &fx, &env);
+        // The task is not stuck: it can still move on.
+        assert_eq!(sb.stage_of("C").0, "deploy-staging", "{point}");
+        let green = self::env(&sb, &fx, PYTEST);
+        run(&sb, &["advance", "C", "--to", "deploy", "--force"], &green).expect(0);
+        invariants::check(&sb, &[&fx]);
+        covered.push(point);
+    }
+
+    // merge-verify: the forge merged, then orch died before the proof; the next try proves it.
+    {
+        let sb = Sandbox::new();
+        let fx = Fixture::new(&sb);
+        fx.commit_branch("feat/m", "main", &[("m.txt", "m\n")], "m");
+        fx.add_task(&sb, "M", "feat/m", "deploy-staging");
+        let env = env(&sb, &fx, PYTEST);
+        run(&sb, &["advance", "M", "--to", "deploy"], &env).expect(0);
+        crash_at(
+            &sb,
+            "merge_verify.after_merge_cmd",
+            &["advance", "M", "--to", "done"],
+            &env,
+        );
+        reap_and_check(&sb, &fx, &env);
+        run(&sb, &["advance", "M", "--to", "done"], &env).expect(0);
+        invariants::check(&sb, &[&fx]);
+        covered.push("merge_verify.after_merge_cmd");
+    }
+
+    // After the commit, before the release: the transition stands.
+    {
+        let sb = Sandbox::new();
+        let fx = Fixture::new(&sb);
+        fx.add_task(&sb, "A", "feat/a", "review");
+        let env = env(&sb, &fx, PYTEST);
+        crash_at(
+            &sb,
+            "advance.after_commit",
+            &["advance", "A", "--to", "testing"],
+            &env,
+        );
+        assert_eq!(sb.stage_of("A"), ("testing".into(), 2));
+        reap_and_check(&sb, &fx, &env);
+        covered.push("advance.after_commit");
+    }
+
+    // The reaper itself dies between killing an orphan's group and finishing its row.
+    {
+        let sb = Sandbox::new();
+        let fx = Fixture::new(&sb);
+        fx.commit_branch("feat/r", "main", &[("r.txt", "r\n")], "r");
+        fx.add_task(&sb, "R", "feat/r", "deploy-staging");
+        let env = env(&sb, &fx, &hanging_suite(sb.path()));
+        crash_at(
+            &sb,
+            "runner.after_spawn",
+            &["advance", "R", "--to", "deploy"],
+            &env,
+        );
+        crash_at(&sb, "reap.before_finish", &["reap"], &env);
+        reap_and_check(&sb, &fx, &env);
+        assert_eq!(
+            sb.sqlite("SELECT count(*) FROM gate_events WHERE outcome = 'reaped'"),
+            "1",
+            "routed once"
+        );
+        covered.push("reap.before_finish");
+    }
+
+    covered.sort_unstable();
+    let mut all = points;
+    all.sort_unstable();
+    assert_eq!(covered, all, "every fault point is covered");
+}
