@@ -392,7 +392,16 @@ impl Config {
     /// Every gate's hard timeout, by key: the reaper's maximum must stay above each of them plus
     /// the kill grace.
     pub fn gate_timeouts(&self) -> Vec<(&'static str, Duration)> {
-        vec![("ORCH_MERGE_RETEST_TIMEOUT_S", self.merge_retest_timeout)]
+        vec![
+            ("ORCH_MERGE_RETEST_TIMEOUT_S", self.merge_retest_timeout),
+            ("ORCH_SECURITY_GATE_TIMEOUT_S", self.security_timeout),
+            ("ORCH_COVERAGE_TIMEOUT_S", self.coverage_timeout),
+            (
+                "ORCH_IMAGE_FRESHNESS_TIMEOUT_S",
+                self.image_freshness_timeout,
+            ),
+            ("ORCH_MERGE_CMD_TIMEOUT_S", self.merge_cmd_timeout),
+        ]
     }
 
     /// `ORCH_REAPER_MAX_RUNNING_S > every gate timeout + ORCH_KILL_GRACE_S`, violated: reaping by
@@ -510,7 +519,11 @@ mod tests {
             ("ORCH_MERGE_RETEST_TIMEOUT_S", "900"),
             ("ORCH_KILL_GRACE_S", "20"),
         ]);
-        assert_eq!(c.reaper_max_violations().len(), 1);
+        // The re-test and the coverage command both default to 900 s: both are named.
+        let violations = c.reaper_max_violations();
+        assert_eq!(violations.len(), 2, "{violations:?}");
+        assert!(violations[0].contains("ORCH_MERGE_RETEST_TIMEOUT_S"));
+        assert!(violations[1].contains("ORCH_COVERAGE_TIMEOUT_S"));
         assert!(c.invariant_violations()[0].starts_with("ORCH_REAPER_MAX_RUNNING_S (920)"));
         let c = load(&[("ORCH_REAPER_MAX_RUNNING_S", "921")]);
         assert!(c.reaper_max_violations().is_empty());

@@ -269,7 +269,6 @@ impl Demo {
             ("ORCH_MERGE_DEFER_MAX_ATTEMPTS".into(), "100".into()),
             ("ORCH_MERGE_RETEST_TIMEOUT_S".into(), "60".into()),
             ("ORCH_KILL_GRACE_S".into(), "1".into()),
-            ("ORCH_REAPER_MAX_RUNNING_S".into(), "600".into()),
             ("ORCH_TRANSITION_LEASE_RENEW_S".into(), "2".into()),
             ("ORCH_TRANSITION_LEASE_TTL_S".into(), "60".into()),
             ("GIT_AUTHOR_NAME".into(), "orch demo".into()),

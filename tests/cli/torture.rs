@@ -87,7 +87,12 @@ fn random_concurrent_steps_and_kills_break_no_invariant() {
                 ("ORCH_MAX_CONCURRENT_RUNS".into(), "3".into()),
                 ("ORCH_MERGE_CMD".into(), merge(fx)),
                 ("ORCH_ALERT_CMD".into(), "cat > /dev/null".into()),
+                // Tier 2 stays on: every gate timeout + grace is below the reaper's maximum.
                 ("ORCH_REAPER_MAX_RUNNING_S".into(), "60".into()),
+                ("ORCH_SECURITY_GATE_TIMEOUT_S".into(), "10".into()),
+                ("ORCH_COVERAGE_TIMEOUT_S".into(), "10".into()),
+                ("ORCH_IMAGE_FRESHNESS_TIMEOUT_S".into(), "10".into()),
+                ("ORCH_MERGE_CMD_TIMEOUT_S".into(), "10".into()),
             ]
         })
         .collect();
