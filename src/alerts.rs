@@ -5,9 +5,7 @@
 //! stdin, and is retried by the reaper (`redeliver`) until it succeeds (at least once). Without an
 //! alert command the alert is printed on stderr and counted delivered.
 
-use std::io::Write;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use anyhow::Result;
 use serde::Serialize;
@@ -108,32 +106,24 @@ fn send(config: &Config, payload: &str) -> std::result::Result<(), String> {
         eprintln!("orch: ALERT {payload}");
         return Ok(());
     };
-    let mut child = Command::new("sh")
-        .args(["-c", cmd])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .process_group(0)
-        .spawn()
+    let mut command = Command::new("sh");
+    command.args(["-c", cmd]);
+    let mut input = payload.as_bytes().to_vec();
+    input.push(b'\n');
+    let finished = crate::child::run(command, config.alert_timeout, Some(&input))
         .map_err(|e| format!("cannot start ORCH_ALERT_CMD: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(payload.as_bytes());
-        let _ = stdin.write_all(b"\n");
-    }
-    let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let status = crate::host::wait_child(&mut child, config.alert_timeout);
-    // Nothing the alert command started may outlive this step.
-    let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-    match status {
-        Ok(Some(s)) if s.success() => Ok(()),
-        Ok(Some(s)) => Err(format!("ORCH_ALERT_CMD exited with {s}")),
-        Ok(None) => {
-            let _ = child.wait();
-            Err(format!(
-                "ORCH_ALERT_CMD timed out after {}s",
-                config.alert_timeout.as_secs()
-            ))
+    match finished.status {
+        Some(s) if s.success() => Ok(()),
+        Some(s) => Err(format!(
+            "ORCH_ALERT_CMD exited with {s}: {}",
+            String::from_utf8_lossy(&finished.stderr).trim()
+        )),
+        None if finished.cancelled => {
+            Err("ORCH_ALERT_CMD interrupted: orch received a signal".into())
         }
-        Err(e) => Err(format!("waiting for ORCH_ALERT_CMD: {e}")),
+        None => Err(format!(
+            "ORCH_ALERT_CMD timed out after {}s",
+            config.alert_timeout.as_secs()
+        )),
     }
 }

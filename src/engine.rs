@@ -232,6 +232,7 @@ pub fn advance(
         // used by the CAS and released in that one transaction.
         return commit_transition(store, config, req, &snap, edge, &me, None, Vec::new());
     }
+    crate::fault::point("advance.before_lease");
     let lease = match take_lease(store, config, &snap, &me, req.event_id.as_deref())? {
         Ok(lease) => lease,
         Err(event) => return Ok(duplicate_report(&snap, event)),
@@ -258,19 +259,69 @@ fn take_lease(
     me: &Claimant,
     event_id: Option<&str>,
 ) -> Result<std::result::Result<HeldLease, EventRecord>> {
-    if let Some(event_id) = event_id {
-        if let Some(event) = store.read().event(event_id)? {
-            return Ok(Err(event));
-        }
+    enum Step {
+        Duplicate(EventRecord),
+        Moved(Option<Task>),
+        Acquired(Acquire),
     }
     if !config.lease_applies(&snap.repo) {
+        if let Some(event) = event_id
+            .map(|e| store.read().event(e))
+            .transpose()?
+            .flatten()
+        {
+            return Ok(Err(event));
+        }
         return Ok(Ok(HeldLease::unguarded(&snap.id)));
     }
-    match lease::acquire_with_reclaim(store, config, &snap.id, me)? {
-        Acquire::Held(lease) => Ok(Ok(lease)),
-        Acquire::Busy(row) => Err(busy(&row)),
-        Acquire::Reclaim(row) => Err(reclaim_blocked(&row)),
+    for _ in 0..3 {
+        // One transaction: the event id, the task still exactly where this actor saw it, and the
+        // lease. A task that moved on in between is a lost race before any gate starts.
+        let step = store.write(|db| {
+            if let Some(event) = event_id.map(|e| db.event(e)).transpose()?.flatten() {
+                return Ok(Step::Duplicate(event));
+            }
+            match db.task(&snap.id)? {
+                Some(t) if t.stage == snap.stage && t.version == snap.version && !t.is_held() => {}
+                other => {
+                    db.count("transition_lease.cas_lost", 1)?;
+                    return Ok(Step::Moved(other));
+                }
+            }
+            Ok(Step::Acquired(lease::acquire(
+                db,
+                &snap.id,
+                me,
+                config.lease_ttl,
+            )?))
+        })?;
+        match step {
+            Step::Duplicate(event) => return Ok(Err(event)),
+            Step::Moved(now) => return Err(moved_on(&snap.id, now, snap.stage)),
+            Step::Acquired(Acquire::Held(lease)) => return Ok(Ok(lease)),
+            Step::Acquired(Acquire::Busy(row)) => return Err(busy(&row)),
+            Step::Acquired(Acquire::Reclaim(row)) => {
+                let why = format!("lease holder {} is dead", row.describe());
+                let done = crate::reclaim::finish_runs_of_dead_holder(
+                    store,
+                    config,
+                    row.owner_pid,
+                    row.owner_pid_start,
+                    &row.host,
+                    &row.boot_id,
+                    &row.pid_ns,
+                    &why,
+                )?;
+                if !done {
+                    return Err(reclaim_blocked(&row));
+                }
+            }
+        }
     }
+    Err(failure(
+        Exit::LostRace,
+        format!("task `{}`: its lease keeps changing hands", snap.id),
+    ))
 }
 
 /// What a gated run is for.
@@ -342,7 +393,14 @@ fn run_edge_held(
     });
     let mut results = Vec::new();
     for gate in gate_list {
-        let result = gates::run(gate, &mut cx);
+        let mut result = match crate::cancel::requested() {
+            Some(signal) => GateResult::new(gate, Verdict::Cancelled { signal }),
+            None => gates::run(gate, &mut cx),
+        };
+        if let Some(signal) = crate::cancel::requested() {
+            // Whatever the gate concluded while orch was being stopped: nothing is routed.
+            result = GateResult::new(gate, Verdict::Cancelled { signal });
+        }
         match &result.verdict {
             Verdict::Passed { .. } | Verdict::Skipped { .. } => {
                 if !record_pass(&mut cx, &result)? {
@@ -402,6 +460,24 @@ fn run_edge_held(
             report.lease_token = lease.cas_token();
             report.guarded = !lease.unguarded;
             report.gates = results;
+            // The pass is an outcome that wrote something (the verdict): record the event id with
+            // it, so a re-delivery reports this outcome instead of re-running the gate.
+            if let Some(event_id) = &req.event_id {
+                let value = serde_json::to_value(&report)?;
+                cx.store.write(|db| {
+                    if db.event(event_id)?.is_none() {
+                        db.insert_event(
+                            event_id,
+                            &snap.id,
+                            "merge-gate retest",
+                            0,
+                            &value,
+                            host::wall_ms(),
+                        )?;
+                    }
+                    Ok(())
+                })?;
+            }
             Ok(report)
         }
     }
@@ -602,7 +678,9 @@ fn route_failure(
         report.exit_code = report.exit.code();
         report.gates = results.clone();
         if let Some(event_id) = &req.event_id {
-            if matches!(report.exit, Exit::GateRed | Exit::Infra | Exit::Exhausted) {
+            if matches!(report.exit, Exit::GateRed | Exit::Infra | Exit::Exhausted)
+                && db.event(event_id)?.is_none()
+            {
                 db.insert_event(event_id, &snap.id, "advance", report.exit.code(), &serde_json::to_value(&report)?, now)?;
             }
         }
@@ -838,11 +916,13 @@ pub fn merge_gate_retest(
     }
     let edge = GateKind::Merge.edge();
     if snap.stage != edge.from {
+        // The edge `deploy-staging → deploy` is in the table: a task elsewhere is a lost CAS.
+        store.write(|db| db.count("transition_lease.cas_lost", 1))?;
         return Err(failure(
-            Exit::Illegal,
+            Exit::LostRace,
             format!(
-                "task `{}` is at `{}`; the merge gate guards `{edge}` (hint: advance it to `{}` first)",
-                snap.id, snap.stage, edge.from
+                "task `{}` is at `{}` (version {}), not `{}`: the merge gate guards `{edge}`",
+                snap.id, snap.stage, snap.version, edge.from
             ),
         ));
     }

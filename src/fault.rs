@@ -3,7 +3,8 @@
 //!
 //! With the feature, `FAULT_INJECT_AT=<point>` makes the process print one line naming the point
 //! and abort (SIGABRT) when it gets there, so a test can show it died exactly there.
-//! `FAULT_PAUSE_AT=<point>` with `FAULT_PAUSE_MS` pauses there instead, to widen a race window.
+//! `FAULT_PAUSE_AT=<point>` pauses there instead — `FAULT_PAUSE_MS`, or until the file
+//! `FAULT_PAUSE_UNTIL` exists — so a test can change the world under it.
 //! (These names carry no `ORCH_` prefix on purpose: they are not configuration.)
 
 /// Every fault point, in the order a step reaches them.
@@ -17,10 +18,16 @@ pub const POINTS: &[&str] = &[
     "reap.before_finish",
 ];
 
+/// Points where a test may pause orch (`FAULT_PAUSE_AT`) to change the world under it.
+pub const PAUSE_POINTS: &[&str] = &["advance.before_lease"];
+
 /// Aborts here when this point is selected (feature `fault-injection` only).
 #[cfg(feature = "fault-injection")]
 pub fn point(name: &str) {
-    debug_assert!(POINTS.contains(&name), "unknown fault point {name}");
+    debug_assert!(
+        POINTS.contains(&name) || PAUSE_POINTS.contains(&name),
+        "unknown fault point {name}"
+    );
     if std::env::var("FAULT_INJECT_AT").as_deref() == Ok(name) {
         eprintln!("orch: fault-injection: abort at {name}");
         std::process::abort();
@@ -30,7 +37,19 @@ pub fn point(name: &str) {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(200);
-        std::thread::sleep(std::time::Duration::from_millis(ms));
+        eprintln!("orch: fault-injection: pause at {name}");
+        match std::env::var("FAULT_PAUSE_UNTIL") {
+            // Until the test creates this file (bounded), so no test sleeps and hopes.
+            Ok(file) => {
+                let start = std::time::Instant::now();
+                while !std::path::Path::new(&file).exists()
+                    && start.elapsed() < std::time::Duration::from_secs(120)
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(ms)),
+        }
     }
 }
 

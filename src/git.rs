@@ -3,12 +3,11 @@
 //! INV-4: no function here can push the target branch. The only push orch knows is
 //! `push_task_branch`: the task branch, with an explicit refspec, `push.default=nothing` and
 //! `--force-with-lease` on the tip it replaced, refused outright when the branch is the target.
-//! Every git call has a deadline and runs in its own process group, killed whole on timeout.
+//! Every git call goes through `crate::child`: its own process group, a deadline, and the whole
+//! group killed on every path.
 
-use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -60,49 +59,30 @@ impl Repo {
         }
         cmd.args(args)
             .env("GIT_TERMINAL_PROMPT", "0")
-            .env("LC_ALL", "C")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let mut child = cmd.spawn().context("running git (is it installed?)")?;
-        let mut stdout = child.stdout.take().expect("piped");
-        let mut stderr = child.stderr.take().expect("piped");
-        let out_reader = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = stdout.read_to_end(&mut buf);
-            buf
-        });
-        let err_reader = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = stderr.read_to_end(&mut buf);
-            buf
-        });
-        let status = match crate::host::wait_child(&mut child, GIT_TIMEOUT)? {
-            Some(status) => status,
-            None => {
-                let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
-                let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-                let _ = child.wait();
-                return Err(GitError {
-                    args: args.join(" "),
-                    stderr: String::new(),
-                    timed_out: true,
-                }
-                .into());
+            .env("LC_ALL", "C");
+        let finished =
+            crate::child::run(cmd, GIT_TIMEOUT, None).context("running git (is it installed?)")?;
+        let Some(status) = finished.status else {
+            return Err(GitError {
+                args: args.join(" "),
+                stderr: if finished.cancelled {
+                    "cancelled: orch received a signal".into()
+                } else {
+                    String::new()
+                },
+                timed_out: true,
             }
+            .into());
         };
-        let out = out_reader.join().unwrap_or_default();
-        let err = err_reader.join().unwrap_or_default();
         if !status.success() {
             return Err(GitError {
                 args: args.join(" "),
-                stderr: String::from_utf8_lossy(&err).trim().to_string(),
+                stderr: String::from_utf8_lossy(&finished.stderr).trim().to_string(),
                 timed_out: false,
             }
             .into());
         }
-        Ok(String::from_utf8_lossy(&out).trim().to_string())
+        Ok(String::from_utf8_lossy(&finished.stdout).trim().to_string())
     }
 
     /// Whether the directory is inside a git checkout.

@@ -219,27 +219,6 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
         .collect()
 }
 
-/// Waits for a child up to `deadline`, polling: never a process-wide SIGCHLD handler (the
-/// wait-timeout crate's handler races with the runner's signal mask and can miss an exit).
-/// `None` when the deadline passed; the child is then still running.
-pub fn wait_child(
-    child: &mut std::process::Child,
-    deadline: std::time::Duration,
-) -> std::io::Result<Option<std::process::ExitStatus>> {
-    let start = std::time::Instant::now();
-    let mut pause = std::time::Duration::from_millis(1);
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
-        }
-        if start.elapsed() >= deadline {
-            return Ok(None);
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(std::time::Duration::from_millis(20));
-    }
-}
-
 /// Clock ticks per second, for reading `/proc` times.
 pub fn clock_ticks_per_second() -> u64 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)

@@ -5,6 +5,8 @@
 //! flows one way: command → engine (stage table, lease, gates) → store.
 
 pub mod alerts;
+pub mod cancel;
+pub mod child;
 pub mod cli;
 pub mod commands;
 pub mod completions;
@@ -74,6 +76,14 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             eprintln!("orch: warning: {violation}");
         }
     }
+    // A step that is interrupted between gate runs stops at its next check (exit 13) instead of
+    // dying with its lease held and a git child running.
+    if matches!(
+        cli.command,
+        cli::Command::Advance(_) | cli::Command::MergeGate(_) | cli::Command::Reap(_)
+    ) {
+        cancel::install();
+    }
     let ctx = Context { config, ui };
     match commands::dispatch(&ctx, cli.command) {
         Ok(code) => code,
@@ -84,12 +94,13 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
                 _ => err.to_string(),
             };
             if ui.json {
-                let _ = ui.json(&serde_json::json!({
-                    "error": message,
-                    "exit_code": exit.code(),
-                }));
+                // One compact JSON document on stdout and nothing else: a loser of a race prints
+                // exactly one line in either mode.
+                let doc = serde_json::json!({ "error": message, "exit_code": exit.code() });
+                ui.line(doc.to_string());
+            } else {
+                eprintln!("orch: {message}");
             }
-            eprintln!("orch: {message}");
             exit.code()
         }
     }

@@ -209,10 +209,15 @@ pub fn finish_run_reaped(
             // A live actor owns the task now: it decides; the run is finished, nothing routed.
             Acquire::Busy(_) | Acquire::Reclaim(_) => return Ok(Some(result)),
         };
-        // Keep spending the budget of the pending re-queue, if any, else the edge's latest.
-        let budget_key = match db
+        // Spend the budget the run's owner was spending (recorded on the run), else the pending
+        // re-queue's, else the edge's latest.
+        let recorded = run
+            .budget_tip
+            .clone()
+            .map(|tip| (tip, run.published_tip.clone()));
+        let budget_key = match recorded.or(db
             .requeue(task_id)?
-            .and_then(|r| r.budget_tip.map(|t| (t, r.published_tip)))
+            .and_then(|r| r.budget_tip.map(|t| (t, r.published_tip))))
         {
             Some((tip, published)) => requeue::BudgetKey { tip, published },
             None => requeue::BudgetKey {

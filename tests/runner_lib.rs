@@ -39,6 +39,8 @@ fn tracked(command: &str, max_concurrent: u32) -> RunSpec {
         task_id: None,
         gate: "retest".into(),
         max_concurrent,
+        budget_tip: None,
+        published_tip: None,
     });
     spec
 }
@@ -96,6 +98,8 @@ fn tracked_runs() {
                 leader_pid: std::process::id() as i32,
                 leader_pid_start: 0,
                 timeout_ms: 0,
+                budget_tip: None,
+                published_tip: None,
             })
         })
         .unwrap();

@@ -28,8 +28,9 @@ pub enum Format {
 }
 
 pub fn run(ctx: &Context, args: QueueArgs) -> Result<Exit> {
-    let mut store = Store::open_read_only(&ctx.config.db_path)?;
-    let view = store.snapshot(|db| queue::build(db, &ctx.config))?;
+    let view = Store::read_only(&ctx.config.db_path, |store| {
+        store.snapshot(|db| queue::build(db, &ctx.config))
+    })?;
     let format = if ctx.ui.json {
         Format::Json
     } else {

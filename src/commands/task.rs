@@ -221,10 +221,11 @@ struct TaskView<'a> {
 }
 
 fn show(ctx: &Context, args: ShowArgs) -> Result<Exit> {
-    let mut store = Store::open_read_only(&ctx.config.db_path)?;
-    let (task, lease, history) = store.snapshot(|db| {
-        let task = load_task(db, &args.id)?;
-        Ok((task, db.lease(&args.id)?, db.history(&args.id)?))
+    let (task, lease, history) = Store::read_only(&ctx.config.db_path, |store| {
+        store.snapshot(|db| {
+            let task = load_task(db, &args.id)?;
+            Ok((task, db.lease(&args.id)?, db.history(&args.id)?))
+        })
     })?;
     if ctx.ui.json {
         ctx.ui.json(&TaskView {
@@ -308,8 +309,7 @@ fn describe(item: &HistoryItem) -> String {
 }
 
 fn list(ctx: &Context, args: ListArgs) -> Result<Exit> {
-    let store = Store::open_read_only(&ctx.config.db_path)?;
-    let tasks = store.read().tasks(args.stage)?;
+    let tasks = Store::read_only(&ctx.config.db_path, |store| store.read().tasks(args.stage))?;
     if ctx.ui.json {
         ctx.ui.json(&serde_json::json!({ "tasks": tasks }))?;
         return Ok(Exit::Ok);

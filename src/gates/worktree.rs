@@ -104,7 +104,11 @@ pub fn run_gate_command(cx: &mut GateCx, cmd: GateCommand) -> Result<RunResult> 
         Echo::Progress
     };
     spec.label = Some(format!("{} {}", cmd.gate.name(), cx.task.id));
-    spec.track = Some(Track::gate(config, cmd.gate.name(), Some(&cx.task.id)));
+    let mut track = Track::gate(config, cmd.gate.name(), Some(&cx.task.id));
+    let budget = cx.budget_key();
+    track.budget_tip = cx.base_tip.is_some().then_some(budget.tip);
+    track.published_tip = budget.published;
+    spec.track = Some(track);
     let task = &cx.task;
     spec.env = vec![
         ("ORCH_TASK_ID".into(), task.id.clone()),

@@ -48,6 +48,9 @@ pub struct Track {
     /// Tracked runs alive on this host (for this database) at most, this one included; 0 means
     /// no limit.
     pub max_concurrent: u32,
+    /// The edge's budget key, recorded on the run so that a reaper spends the same budget.
+    pub budget_tip: Option<String>,
+    pub published_tip: Option<String>,
 }
 
 impl Track {
@@ -57,6 +60,8 @@ impl Track {
             task_id: task_id.map(String::from),
             gate: gate.to_string(),
             max_concurrent: config.max_concurrent_runs,
+            budget_tip: None,
+            published_tip: None,
         }
     }
 }

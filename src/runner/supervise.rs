@@ -188,6 +188,8 @@ fn admit(store: &mut Store, track: &Track, spec: &RunSpec, pid: i32) -> Result<O
             .timeout
             .map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX))
             .unwrap_or(0),
+        budget_tip: track.budget_tip.clone(),
+        published_tip: track.published_tip.clone(),
     };
     store.write(|db| {
         if track.max_concurrent > 0 {

@@ -47,6 +47,8 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     read_only: bool,
+    /// Opened with `immutable=1` (no `-wal` was there).
+    immutable: bool,
 }
 
 /// A view of the database inside a read or a write transaction: every query lives on it.
@@ -80,6 +82,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             read_only: false,
+            immutable: false,
         };
         store.configure().map_err(|e| classify(path, e))?;
         let version = store.user_version().map_err(|e| classify(path, e))?;
@@ -110,14 +113,14 @@ impl Store {
             ));
         }
         check_is_database(path)?;
-        let store = match Store::open_uri(path, "mode=ro") {
-            Ok(store) => store,
-            Err(first) => {
-                if wal_path(path).exists() {
-                    return Err(classify(path, first));
-                }
-                Store::open_uri(path, "immutable=1").map_err(|e| classify(path, e))?
-            }
+        // With no `-wal` file there is nothing outside the main file to read: `immutable=1` reads
+        // it without creating `-wal`/`-shm` (so nothing is written, even in a read-only place).
+        // A writer's WAL appears only beside it; `read_only` retries a read that raced a
+        // checkpoint. With a `-wal` present, `mode=ro` reads it through the existing `-shm`.
+        let store = if wal_path(path).exists() {
+            Store::open_uri(path, "mode=ro").map_err(|e| classify(path, e))?
+        } else {
+            Store::open_uri(path, "immutable=1").map_err(|e| classify(path, e))?
         };
         let version = store.user_version().map_err(|e| classify(path, e))?;
         refuse_newer(path, version)?;
@@ -133,6 +136,20 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens read-only and runs `f`; a read of an `immutable=1` open that fails on a SQLite error
+    /// (a writer checkpointed under it) is retried once through `mode=ro`.
+    pub fn read_only<T>(path: &Path, mut f: impl FnMut(&mut Store) -> Result<T>) -> Result<T> {
+        let mut store = Store::open_read_only(path)?;
+        match f(&mut store) {
+            Err(e) if store.immutable && e.downcast_ref::<rusqlite::Error>().is_some() => {
+                drop(store);
+                let mut store = Store::open_uri(path, "mode=ro").map_err(|e| classify(path, e))?;
+                f(&mut store)
+            }
+            other => other,
+        }
+    }
+
     fn open_uri(path: &Path, query: &str) -> Result<Store> {
         let uri = format!("file:{}?{query}", uri_escape(&absolute(path)));
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -143,6 +160,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             read_only: true,
+            immutable: query.contains("immutable"),
         };
         store.conn.busy_timeout(BUSY_TIMEOUT)?;
         // Touch the schema now so that a database that cannot be read fails here.

@@ -22,6 +22,9 @@ pub struct NewRun {
     pub leader_pid_start: u64,
     /// The run's deadline in ms; 0 when it has none.
     pub timeout_ms: i64,
+    /// The edge's budget key (see `runs.budget_tip` in the schema).
+    pub budget_tip: Option<String>,
+    pub published_tip: Option<String>,
 }
 
 /// A run as stored.
@@ -47,12 +50,14 @@ pub struct RunRow {
     pub output: Option<String>,
     /// The outcome's details as JSON (the timeout evidence, the reason of `other`, …).
     pub evidence: Option<String>,
+    pub budget_tip: Option<String>,
+    pub published_tip: Option<String>,
 }
 
 pub(super) const RUN_COLUMNS: &str =
     "id, task_id, gate, command, owner_pid, owner_pid_start, leader_pid, \
      leader_pid_start, boot_id, pid_ns, host, started_at, started_boot_ms, timeout_ms, \
-     finished_at, outcome, exit_status, output, evidence";
+     finished_at, outcome, exit_status, output, evidence, budget_tip, published_tip";
 
 pub(super) fn run_from_row(r: &Row) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
@@ -75,6 +80,8 @@ pub(super) fn run_from_row(r: &Row) -> rusqlite::Result<RunRow> {
         exit_status: r.get(16)?,
         output: r.get(17)?,
         evidence: r.get(18)?,
+        budget_tip: r.get(19)?,
+        published_tip: r.get(20)?,
     })
 }
 
@@ -86,8 +93,9 @@ impl Db<'_> {
         self.conn
             .execute(
                 "INSERT INTO runs (task_id, gate, command, owner_pid, owner_pid_start, leader_pid,
-                     leader_pid_start, boot_id, pid_ns, host, started_at, started_boot_ms, timeout_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                     leader_pid_start, boot_id, pid_ns, host, started_at, started_boot_ms, timeout_ms,
+                     budget_tip, published_tip)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 params![
                     run.task_id,
                     run.gate,
@@ -102,6 +110,8 @@ impl Db<'_> {
                     host::wall_ms(),
                     host::boot_ms(),
                     run.timeout_ms,
+                    run.budget_tip,
+                    run.published_tip,
                 ],
             )
             .context("recording a run")?;

@@ -130,7 +130,11 @@ const MIGRATIONS: &[&str] = &[
         outcome          TEXT,
         exit_status      INTEGER,
         output           TEXT,
-        evidence         TEXT
+        evidence         TEXT,
+        -- The edge's budget key when the run started (the branch tip before orch's rebase, and
+        -- the tip orch published): a reaped run spends the same budget its owner would have.
+        budget_tip       TEXT,
+        published_tip    TEXT
     ) STRICT;
     CREATE INDEX runs_unfinished ON runs(started_at) WHERE finished_at IS NULL;
     CREATE INDEX runs_by_task ON runs(task_id, id);

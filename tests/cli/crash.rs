@@ -182,3 +182,45 @@ fn every_fault_point_is_recovered_by_reap() {
     all.sort_unstable();
     assert_eq!(covered, all, "every fault point is covered");
 }
+
+#[test]
+fn a_task_that_moves_on_between_the_read_and_the_lease_starts_no_gate() {
+    use std::io::BufRead;
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    fx.commit_branch("feat/p", "main", &[("p.txt", "p\n")], "p");
+    fx.add_task(&sb, "P", "feat/p", "deploy-staging");
+    let marker = sb.path().join("security-ran");
+    let mut cmd = sb.orch();
+    cmd.args(["advance", "P", "--to", "deploy"])
+        .env(
+            "ORCH_SECURITY_GATE_CMD",
+            format!("touch '{}'", marker.display()),
+        )
+        .env("FAULT_PAUSE_AT", "advance.before_lease")
+        .env("FAULT_PAUSE_UNTIL", sb.path().join("go"))
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert_eq!(
+        line.trim(),
+        "orch: fault-injection: pause at advance.before_lease"
+    );
+    // Another actor rolls the task back while this one is between its read and its lease.
+    sb.sqlite("UPDATE tasks SET stage = 'development', version = version + 1");
+    std::fs::write(sb.path().join("go"), "").unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(4), "{rest}");
+    assert!(
+        rest.contains("is at `development` (version 2) now"),
+        "{rest}"
+    );
+    assert!(!marker.exists(), "no gate ran for a lost race");
+    assert_eq!(sb.sqlite("SELECT count(*) FROM gate_events"), "0");
+    assert_eq!(sb.sqlite("SELECT count(*) FROM transition_lease"), "0");
+}

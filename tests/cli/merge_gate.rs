@@ -475,3 +475,72 @@ fn with_infra_retry_switched_off_an_infra_outcome_rolls_back_as_before() {
     assert_eq!(sb.sqlite("SELECT dev_retries FROM tasks"), "1");
     fx.assert_no_target_push();
 }
+
+#[test]
+fn a_hook_s_background_child_does_not_outlive_the_step_and_a_moved_task_is_a_lost_race() {
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    fx.commit_branch("feat/h", "main", &[("h.txt", "h\n")], "h");
+    fx.add_task(&sb, "H", "feat/h", "deploy-staging");
+    // A post-checkout hook (it runs on `git worktree add`) leaves a background child behind.
+    let pids = sb.path().join("hook-pids");
+    let hook = fx.work.join(".git/hooks/post-checkout");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nsleep 1234 >/dev/null 2>&1 &\necho $! >> '{}'\n",
+            pids.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let env = base_env("python3 -m pytest -q -p no:cacheprovider");
+    let json = run(
+        &sb,
+        &["merge-gate", "retest", "H", "--event-id", "ci-7", "--json"],
+        &env,
+    )
+    .expect(0)
+    .json();
+    let first = merge_of(&json);
+    let hook_pids: Vec<i32> = std::fs::read_to_string(&pids)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert!(!hook_pids.is_empty(), "the hook ran");
+    wait_until(
+        "the hook's child to be dead",
+        Duration::from_secs(30),
+        || hook_pids.iter().all(|p| !pid_alive(*p)),
+    );
+
+    // The same event again: its first outcome, nothing re-run.
+    let again = run(
+        &sb,
+        &["merge-gate", "retest", "H", "--event-id", "ci-7", "--json"],
+        &env,
+    )
+    .expect(0)
+    .json();
+    assert_eq!(again["outcome"], "duplicate", "{again}");
+    assert_eq!(
+        merge_of(&again["first_outcome"])["outcome"],
+        first["outcome"]
+    );
+
+    // A task that moved on is a lost race (4), not an illegal transition.
+    run(&sb, &["advance", "H", "--to", "deploy"], &env).expect(0);
+    let out = run(&sb, &["merge-gate", "retest", "H"], &env).expect(4);
+    assert_eq!(
+        out.stderr
+            .lines()
+            .filter(|l| l.starts_with("orch: "))
+            .count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    fx.assert_no_target_push();
+}
