@@ -309,33 +309,68 @@ fn describe(item: &HistoryItem) -> String {
 }
 
 fn list(ctx: &Context, args: ListArgs) -> Result<Exit> {
-    let tasks = Store::read_only(&ctx.config.db_path, |store| store.read().tasks(args.stage))?;
-    if ctx.ui.json {
-        ctx.ui.json(&serde_json::json!({ "tasks": tasks }))?;
-        return Ok(Exit::Ok);
+    use std::io::Write;
+    let store = Store::open_read_only(&ctx.config.db_path)?;
+    let db = store.read();
+    // Streamed row by row into a buffered stdout: memory stays flat at any number of tasks.
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut count = 0usize;
+    let written: Result<()> = (|| {
+        if ctx.ui.json {
+            out.write_all(b"{\"tasks\":[")?;
+            db.each_task(args.stage, |t| {
+                if count > 0 {
+                    out.write_all(b",")?;
+                }
+                count += 1;
+                serde_json::to_writer(&mut out, &t)?;
+                Ok(())
+            })?;
+            out.write_all(b"]}\n")?;
+            return Ok(out.flush()?);
+        }
+        let width = db.longest_task_id()?.max(2);
+        let now = host::wall_ms();
+        db.each_task(args.stage, |t| {
+            if count == 0 {
+                writeln!(
+                    out,
+                    "{:<width$}  {:<14}  {:>7}  {:<8}  {:<20}  hold",
+                    "id", "stage", "version", "age", "repo/branch"
+                )?;
+            }
+            count += 1;
+            writeln!(
+                out,
+                "{:<width$}  {:<14}  {:>7}  {:<8}  {:<20}  {}",
+                t.id,
+                t.stage.as_str(),
+                t.version,
+                age(now - t.updated_at),
+                format!("{}/{}", t.repo, t.branch),
+                t.hold_reason.as_deref().unwrap_or("-")
+            )?;
+            Ok(())
+        })?;
+        if count == 0 {
+            writeln!(out, "no tasks")?;
+        }
+        Ok(out.flush()?)
+    })();
+    let broken_pipe = |e: &anyhow::Error| {
+        e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                || c.downcast_ref::<serde_json::Error>()
+                    .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+        })
+    };
+    match written {
+        // A closed pipe (`orch task list | head`) ends the output quietly.
+        Err(e) if broken_pipe(&e) => Ok(Exit::Ok),
+        other => other.map(|()| Exit::Ok),
     }
-    if tasks.is_empty() {
-        ctx.ui.line("no tasks");
-        return Ok(Exit::Ok);
-    }
-    let width = tasks.iter().map(|t| t.id.len()).max().unwrap_or(2).max(2);
-    ctx.ui.line(format!(
-        "{:<width$}  {:<14}  {:>7}  {:<8}  {:<20}  hold",
-        "id", "stage", "version", "age", "repo/branch"
-    ));
-    let now = host::wall_ms();
-    for t in tasks {
-        ctx.ui.line(format!(
-            "{:<width$}  {:<14}  {:>7}  {:<8}  {:<20}  {}",
-            t.id,
-            t.stage.as_str(),
-            t.version,
-            age(now - t.updated_at),
-            format!("{}/{}", t.repo, t.branch),
-            t.hold_reason.as_deref().unwrap_or("-")
-        ));
-    }
-    Ok(Exit::Ok)
 }
 
 fn hold(ctx: &Context, args: HoldArgs) -> Result<Exit> {

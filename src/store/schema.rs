@@ -218,6 +218,12 @@ const MIGRATIONS: &[&str] = &[
         summary     TEXT
     ) STRICT;
     CREATE INDEX reaper_runs_by_age ON reaper_runs(started_at);
+
+    -- `orch queue` without a scan: held tasks per stage, and the last finished reap.
+    CREATE INDEX tasks_held ON tasks(stage) WHERE hold_reason IS NOT NULL;
+    CREATE INDEX reaper_runs_by_finish ON reaper_runs(finished_at, id);
+    -- `orch task list` in registration order without a sort.
+    CREATE INDEX tasks_by_creation ON tasks(created_at, id);
     "#,
 ];
 

@@ -91,14 +91,29 @@ impl Db<'_> {
             .context("reading a task")
     }
 
-    /// Tasks, optionally of one stage, oldest first.
-    pub fn tasks(&self, stage: Option<Stage>) -> Result<Vec<Task>> {
+    /// Visits tasks, optionally of one stage, oldest first, one row at a time (a list of 100k
+    /// tasks is streamed, never held in memory).
+    pub fn each_task(
+        &self,
+        stage: Option<Stage>,
+        mut f: impl FnMut(Task) -> Result<()>,
+    ) -> Result<()> {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT {TASK_COLUMNS} FROM tasks WHERE ?1 IS NULL OR stage = ?1 ORDER BY created_at, id"
         ))?;
-        let rows = stmt.query_map([stage.map(|s| s.as_str())], task_from_row)?;
-        rows.collect::<rusqlite::Result<_>>()
-            .context("listing tasks")
+        let mut rows = stmt.query([stage.map(|s| s.as_str())])?;
+        while let Some(row) = rows.next().context("listing tasks")? {
+            f(task_from_row(row)?)?;
+        }
+        Ok(())
+    }
+
+    /// The longest task id (for aligning a list), 0 when there is none.
+    pub fn longest_task_id(&self) -> Result<usize> {
+        let n: Option<i64> = self
+            .conn
+            .query_row("SELECT max(length(id)) FROM tasks", [], |r| r.get(0))?;
+        Ok(n.unwrap_or(0) as usize)
     }
 
     pub fn insert_task(&self, t: &NewTask, now: i64) -> Result<()> {

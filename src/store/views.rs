@@ -2,6 +2,7 @@
 //! of history in Rust.
 
 use anyhow::{Context, Result};
+use rusqlite::OptionalExtension;
 use serde::Serialize;
 
 use super::Db;
@@ -44,8 +45,17 @@ pub struct OpenRun {
 impl Db<'_> {
     pub fn stage_counts(&self) -> Result<Vec<StageCount>> {
         let mut stmt = self.conn.prepare(
-            "SELECT stage, count(*), sum(hold_reason IS NOT NULL), min(updated_at)
-               FROM tasks GROUP BY stage",
+            // One seek per stage instead of a pass over every task: min() is a seek on
+            // tasks_by_stage, the held count reads only held tasks (tasks_held).
+            "SELECT s.column1,
+                    (SELECT count(*) FROM tasks WHERE stage = s.column1),
+                    (SELECT count(*) FROM tasks INDEXED BY tasks_held
+                      WHERE stage = s.column1 AND hold_reason IS NOT NULL),
+                    (SELECT min(updated_at) FROM tasks WHERE stage = s.column1)
+               FROM (VALUES ('created'), ('analysis'), ('architecture'), ('development'),
+                            ('review'), ('testing'), ('deploy-staging'), ('deploy'), ('done'),
+                            ('cancelled')) AS s
+              WHERE EXISTS (SELECT 1 FROM tasks WHERE stage = s.column1)",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(StageCount {
@@ -112,17 +122,23 @@ impl Db<'_> {
             .context("reading open runs")
     }
 
-    /// The last verdict-bearing outcome of each gate: (gate, outcome, at).
+    /// The last verdict-bearing outcome of each gate: (gate, outcome, at). Per gate, a walk back
+    /// from its newest event on gate_events_by_gate (gate, id) to the first verdict.
     pub fn last_gate_outcomes(&self) -> Result<Vec<(String, String, i64)>> {
         let mut stmt = self.conn.prepare(
-            "SELECT gate, outcome, at FROM gate_events WHERE id IN (
-                 SELECT max(id) FROM gate_events
-                  WHERE outcome IN ('passed', 'skipped', 'red', 'timeout', 'lock-busy', 'other',
-                                    'cancelled', 'no-proof')
-                  GROUP BY gate)",
+            "SELECT gate, outcome, at FROM gate_events
+              WHERE gate = ?1 AND outcome IN ('passed', 'skipped', 'red', 'timeout', 'lock-busy',
+                                              'other', 'cancelled', 'no-proof')
+              ORDER BY id DESC LIMIT 1",
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        rows.collect::<rusqlite::Result<_>>()
-            .context("reading the last gate outcomes")
+        let mut out = Vec::new();
+        for gate in crate::gates::GateKind::ALL {
+            let row = stmt
+                .query_row([gate.name()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+                .context("reading the last gate outcomes")?;
+            out.extend(row);
+        }
+        Ok(out)
     }
 }
