@@ -301,18 +301,7 @@ fn take_lease(
             Step::Acquired(Acquire::Held(lease)) => return Ok(Ok(lease)),
             Step::Acquired(Acquire::Busy(row)) => return Err(busy(&row)),
             Step::Acquired(Acquire::Reclaim(row)) => {
-                let why = format!("lease holder {} is dead", row.describe());
-                let done = crate::reclaim::finish_runs_of_dead_holder(
-                    store,
-                    config,
-                    row.owner_pid,
-                    row.owner_pid_start,
-                    &row.host,
-                    &row.boot_id,
-                    &row.pid_ns,
-                    &why,
-                )?;
-                if !done {
+                if !row.finish_runs(store, config)? {
                     return Err(reclaim_blocked(&row));
                 }
             }
@@ -806,18 +795,7 @@ fn commit_transition(
             Written::Busy(row) => return Err(busy(&row)),
             Written::Lost(now) => return Err(moved_on(&snap.id, now, edge.from)),
             Written::Reclaim(row) => {
-                let why = format!("lease holder {} is dead", row.describe());
-                let done = crate::reclaim::finish_runs_of_dead_holder(
-                    store,
-                    config,
-                    row.owner_pid,
-                    row.owner_pid_start,
-                    &row.host,
-                    &row.boot_id,
-                    &row.pid_ns,
-                    &why,
-                )?;
-                if !done {
+                if !row.finish_runs(store, config)? {
                     return Err(reclaim_blocked(&row));
                 }
             }

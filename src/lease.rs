@@ -234,39 +234,22 @@ fn acquire_inner(
     }))
 }
 
-/// Acquires a task's lease in its own write transaction, first finishing a dead holder's runs
-/// through the shared routine. A dead holder whose runs cannot be shown finished is reported as
-/// `Busy`: the caller backs off rather than start a second suite beside a surviving one.
-pub fn acquire_with_reclaim(
-    store: &mut Store,
-    config: &crate::config::Config,
-    task_id: &str,
-    me: &Claimant,
-) -> Result<Acquire> {
-    for _ in 0..3 {
-        match store.write(|db| acquire(db, task_id, me, config.lease_ttl))? {
-            Acquire::Reclaim(row) => {
-                let why = format!("lease holder {} is dead", row.describe());
-                let done = crate::reclaim::finish_runs_of_dead_holder(
-                    store,
-                    config,
-                    row.owner_pid,
-                    row.owner_pid_start,
-                    &row.host,
-                    &row.boot_id,
-                    &row.pid_ns,
-                    &why,
-                )?;
-                if !done {
-                    return Ok(Acquire::Reclaim(row));
-                }
-            }
-            other => return Ok(other),
-        }
+impl LeaseRow {
+    /// Finishes this dead holder's unfinished runs through the shared routine before its lease is
+    /// taken over. `false` when a run's group could not be shown empty: the caller backs off
+    /// rather than start a second suite beside a surviving one.
+    pub fn finish_runs(&self, store: &mut Store, config: &crate::config::Config) -> Result<bool> {
+        crate::reclaim::finish_runs_of_dead_holder(
+            store,
+            config,
+            self.owner_pid,
+            self.owner_pid_start,
+            &self.host,
+            &self.boot_id,
+            &self.pid_ns,
+            &format!("lease holder {} is dead", self.describe()),
+        )
     }
-    Ok(Acquire::Busy(store.read().lease(task_id)?.ok_or_else(
-        || anyhow::anyhow!("lease of `{task_id}` vanished while reclaiming"),
-    )?))
 }
 
 impl HeldLease {
