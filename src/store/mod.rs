@@ -46,7 +46,6 @@ const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 pub struct Store {
     conn: Connection,
     path: PathBuf,
-    read_only: bool,
     /// Opened with `immutable=1` (no `-wal` was there).
     immutable: bool,
 }
@@ -81,7 +80,6 @@ impl Store {
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
-            read_only: false,
             immutable: false,
         };
         store.configure().map_err(|e| classify(path, e))?;
@@ -159,7 +157,6 @@ impl Store {
         let store = Store {
             conn,
             path: path.to_path_buf(),
-            read_only: true,
             immutable: query.contains("immutable"),
         };
         store.conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -189,14 +186,6 @@ impl Store {
             .conn
             .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))?
             .to_ascii_lowercase())
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub fn is_read_only(&self) -> bool {
-        self.read_only
     }
 
     /// Reads outside any explicit transaction (each statement sees a consistent snapshot).
