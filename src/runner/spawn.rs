@@ -156,6 +156,10 @@ struct ChildEnds {
     stdout: OwnedFd,
     stderr: OwnedFd,
     go: OwnedFd,
+    /// The number of orch's own (write) end of the go pipe: the child closes its inherited copy,
+    /// so that orch's death is end-of-file on go and the waiting child exits instead of waiting
+    /// for ever.
+    go_peer: RawFd,
     report: OwnedFd,
     pid: OwnedFd,
 }
@@ -170,6 +174,7 @@ struct ChildPlan<'a> {
     stdout: RawFd,
     stderr: RawFd,
     go: RawFd,
+    go_peer: RawFd,
     report: RawFd,
     pid: RawFd,
     dfl: libc::sigaction,
@@ -208,6 +213,7 @@ pub(crate) fn spawn_gated(prepared: Arc<Prepared>) -> Result<Leader> {
         stdout: out_w,
         stderr: err_w,
         go: go_r,
+        go_peer: go_w.as_raw_fd(),
         report: report_w,
         pid: pid_w,
     };
@@ -270,6 +276,7 @@ fn clone_child(prepared: &Prepared, ends: ChildEnds) {
         stdout: ends.stdout.as_raw_fd(),
         stderr: ends.stderr.as_raw_fd(),
         go: ends.go.as_raw_fd(),
+        go_peer: ends.go_peer,
         report: ends.report.as_raw_fd(),
         pid: ends.pid.as_raw_fd(),
         dfl,
@@ -356,6 +363,9 @@ impl Leader {
 /// The child, from clone to exec. It shares orch's memory: only async-signal-safe calls on the
 /// plan, nothing allocates, and errno lands on the suspended helper thread.
 unsafe fn child(plan: &ChildPlan) -> ! {
+    // The child has its own copy of orch's descriptor table: drop its copy of orch's end of the
+    // go pipe, or a SIGKILLed orch would leave it waiting on that pipe for ever.
+    libc::close(plan.go_peer);
     let me = (libc::syscall(libc::SYS_getpid) as i32).to_le_bytes();
     libc::write(plan.pid, me.as_ptr().cast(), me.len());
     let p = plan.prepared;

@@ -108,6 +108,15 @@ fn every_fault_point_is_recovered_by_reap() {
         };
         let env = env(&sb, &fx, &suite);
         crash_at(&sb, point, &["advance", "C", "--to", "deploy"], &env);
+        if point == "runner.after_run_row" {
+            // Its leader was waiting for go: orch's death must end it, with no reaper's help.
+            let leader: i32 = sb.sqlite("SELECT leader_pid FROM runs").parse().unwrap();
+            wait_until(
+                "the waiting leader to exit by itself",
+                Duration::from_secs(30),
+                || !pid_alive(leader),
+            );
+        }
         reap_and_check(&sb, &fx, &env);
         // The task is not stuck: it can still move on.
         assert_eq!(sb.stage_of("C").0, "deploy-staging", "{point}");
