@@ -5,7 +5,9 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{git, pid_alive, wait_until, Fixture, Sandbox, RED_TEST};
+use crate::support::{
+    git, pid_alive, starved_suite, wait_until, worker_pids, Fixture, Sandbox, RED_TEST,
+};
 
 /// A suite command that leaves one line in `marker` each time it runs, then runs pytest.
 fn counted_pytest(marker: &Path) -> String {
@@ -240,34 +242,6 @@ fn a_rebase_conflict_is_red_and_leaves_the_checkout_alone_and_a_lost_remote_is_i
     assert_eq!(sb2.stage_of("Y").0, "deploy-staging");
     assert_eq!(sb2.sqlite("SELECT dev_retries FROM tasks"), "0");
     fx.assert_no_target_push();
-}
-
-/// A suite that starts pytest-xdist-like workers, writes their pids, and hangs.
-fn starved_suite(dir: &Path) -> String {
-    let script = dir.join("starved_suite.py");
-    std::fs::write(
-        &script,
-        format!(
-            "import subprocess, sys, time\n\
-             pids = open('{pids}', 'a')\n\
-             for _ in range(3):\n\
-             \x20   w = subprocess.Popen([sys.executable, '-c', 'import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)'])\n\
-             \x20   pids.write(f'{{w.pid}}\\n')\n\
-             pids.flush()\n\
-             time.sleep(600)\n",
-            pids = dir.join("worker-pids").display()
-        ),
-    )
-    .unwrap();
-    format!("python3 '{}'", script.display())
-}
-
-fn worker_pids(dir: &Path) -> Vec<i32> {
-    std::fs::read_to_string(dir.join("worker-pids"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
 }
 
 #[test]

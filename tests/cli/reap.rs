@@ -2,13 +2,14 @@
 //! `runs` rows — the signalling rule, finish-row-wins under concurrent reapers, dry runs that
 //! write nothing, and the reaper's own bookkeeping.
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use orch::host;
 
-use crate::support::{git, pid_alive, pid_start_time, wait_until, Fixture, Out, Sandbox};
+use crate::support::{
+    git, pid_alive, pid_start_time, starved_suite, wait_until, worker_pids, Fixture, Out, Sandbox,
+};
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -42,34 +43,6 @@ fn spawn_orch(sb: &Sandbox, args: &[&str], env: &[(&'static str, String)]) -> Ch
         .stderr(Stdio::null())
         .spawn()
         .expect("orch starts")
-}
-
-/// A suite that starts three workers ignoring SIGINT and SIGTERM, writes their pids, and hangs.
-fn starved_suite(dir: &Path) -> String {
-    let script = dir.join("starved_suite.py");
-    std::fs::write(
-        &script,
-        format!(
-            "import subprocess, sys, time\n\
-             pids = open('{pids}', 'a')\n\
-             for _ in range(3):\n\
-             \x20   w = subprocess.Popen([sys.executable, '-c', 'import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)'])\n\
-             \x20   pids.write(f'{{w.pid}}\\n')\n\
-             pids.flush()\n\
-             time.sleep(600)\n",
-            pids = dir.join("worker-pids").display()
-        ),
-    )
-    .unwrap();
-    format!("python3 '{}'", script.display())
-}
-
-fn worker_pids(dir: &Path) -> Vec<i32> {
-    std::fs::read_to_string(dir.join("worker-pids"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
 }
 
 /// A live `sleep` leading a process group of its own (pgid = pid); killed when dropped.

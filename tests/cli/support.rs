@@ -428,3 +428,33 @@ impl Fixture {
 
 /// A suite that fails: the branch's own test is red.
 pub const RED_TEST: &str = "def test_red():\n    assert 1 == 2\n";
+
+/// A suite that starts three pytest-xdist-like workers ignoring SIGINT and SIGTERM, writes their
+/// pids to `dir/worker-pids`, and hangs.
+pub fn starved_suite(dir: &Path) -> String {
+    let script = dir.join("starved_suite.py");
+    std::fs::write(
+        &script,
+        format!(
+            "import subprocess, sys, time\n\
+             pids = open('{pids}', 'a')\n\
+             for _ in range(3):\n\
+             \x20   w = subprocess.Popen([sys.executable, '-c', 'import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)'])\n\
+             \x20   pids.write(f'{{w.pid}}\\n')\n\
+             pids.flush()\n\
+             time.sleep(600)\n",
+            pids = dir.join("worker-pids").display()
+        ),
+    )
+    .unwrap();
+    format!("python3 '{}'", script.display())
+}
+
+/// The pids `starved_suite` wrote.
+pub fn worker_pids(dir: &Path) -> Vec<i32> {
+    std::fs::read_to_string(dir.join("worker-pids"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
