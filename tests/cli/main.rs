@@ -12,6 +12,7 @@ mod doctor;
 mod exec;
 mod foundation;
 mod gates;
+mod layers;
 mod merge_gate;
 mod metrics;
 mod reap;
