@@ -15,5 +15,6 @@ mod gates;
 mod layers;
 mod merge_gate;
 mod metrics;
+mod order;
 mod reap;
 mod torture;
