@@ -37,6 +37,8 @@ const TASKS: [(&str, usize); 6] = [
 
 #[test]
 fn random_concurrent_steps_and_kills_break_no_invariant() {
+    // Knobs (not orch keys, only this test's): `TORTURE_SECS` (default 45) runs longer or shorter,
+    // `TORTURE_SEED` reproduces a run. The race test in foundation.rs has `RACE_ROUNDS`.
     let secs: u64 = std::env::var("TORTURE_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
