@@ -11,6 +11,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::counter::Counter;
 use crate::host;
 use crate::store::{Db, PendingAlert, Store};
 
@@ -39,7 +40,7 @@ pub fn raise(db: &Db, alert: &Alert) -> Result<bool> {
         host::wall_ms(),
     )?;
     if new {
-        db.count("alerts.raised", 1)?;
+        db.count(Counter::AlertsRaised, 1)?;
     }
     Ok(new)
 }
@@ -57,9 +58,9 @@ pub fn deliver(store: &mut Store, config: &Config, alert: &PendingAlert) -> Resu
         )?;
         db.count(
             if result.is_ok() {
-                "alerts.delivered"
+                Counter::AlertsDelivered
             } else {
-                "alerts.delivery_failed"
+                Counter::AlertsDeliveryFailed
             },
             1,
         )
@@ -84,10 +85,10 @@ pub fn redeliver(store: &mut Store, config: &Config, alert: &PendingAlert) -> Re
             now,
         )?;
         if result.is_ok() {
-            db.count("alerts.delivered", 1)?;
-            db.count("alerts.redelivered", 1)
+            db.count(Counter::AlertsDelivered, 1)?;
+            db.count(Counter::AlertsRedelivered, 1)
         } else {
-            db.count("alerts.delivery_failed", 1)
+            db.count(Counter::AlertsDeliveryFailed, 1)
         }
     })?;
     Ok(Some(result.is_ok()))

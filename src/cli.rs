@@ -4,9 +4,11 @@
 
 use std::path::PathBuf;
 
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use crate::commands::{advance, demo, doctor, exec, merge_gate, queue, reap, task};
+use crate::Context;
 
 /// Drive coding-agent tasks through a stage pipeline with quality gates.
 ///
@@ -57,4 +59,18 @@ pub enum Command {
     /// The cron job: finish runs of dead owners, kill orphaned process groups, drop dead leases
     /// and merge locks, re-deliver alerts, remove stale gate worktrees, prune old rows.
     Reap(reap::ReapArgs),
+}
+
+/// Runs one subcommand; returns the process exit code for outcomes that are not failures.
+pub fn dispatch(ctx: &Context, command: Command) -> Result<i32> {
+    match command {
+        Command::Task(cmd) => task::run(ctx, cmd).map(|e| e.code()),
+        Command::Advance(args) => advance::run(ctx, args).map(|e| e.code()),
+        Command::Queue(args) => queue::run(ctx, args).map(|e| e.code()),
+        Command::Doctor(args) => doctor::run(ctx, args).map(|e| e.code()),
+        Command::MergeGate(cmd) => merge_gate::run(ctx, cmd).map(|e| e.code()),
+        Command::Exec(args) => exec::run(ctx, args),
+        Command::Demo(args) => demo::run(ctx, args).map(|e| e.code()),
+        Command::Reap(args) => reap::run(ctx, args).map(|e| e.code()),
+    }
 }

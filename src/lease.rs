@@ -11,103 +11,15 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::host::{self, Locality};
+use crate::counter::Counter;
+use crate::host;
+use crate::owner::{judge, Claimant, Holder};
 use crate::store::{Db, LeaseRow, Store};
 
-/// Who is asking for a lease: this process, under an actor's name.
-#[derive(Clone, Debug)]
-pub struct Claimant {
-    pub owner: String,
-    pub pid: i32,
-    pub pid_start: u64,
-}
-
-impl Claimant {
-    /// This process, acting as `owner` (for example `ci (orch advance)`).
-    pub fn current(owner: impl Into<String>) -> Claimant {
-        let (pid, pid_start) = host::current_process();
-        Claimant {
-            owner: owner.into(),
-            pid,
-            pid_start,
-        }
-    }
-}
-
-/// What a lease row's holder is, seen from here now.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Holder {
-    /// This very process: re-entry uses the token it holds.
-    Mine,
-    /// A live process, or one that cannot be checked and whose TTL has not passed.
-    Alive,
-    /// Dead, with the reason.
-    Dead(String),
-}
-
-/// Judges a lease row (or a merge-lock row, which records its holder the same way).
-pub fn judge(
-    row_pid: i32,
-    row_pid_start: u64,
-    row_host: &str,
-    row_boot: &str,
-    row_ns: &str,
-    expiry: Expiry,
-    me: &Claimant,
-) -> Holder {
-    match host::locality(row_host, row_boot, row_ns) {
-        Locality::Here if row_pid == me.pid && row_pid_start == me.pid_start => Holder::Mine,
-        Locality::Here => match host::why_dead(row_pid, row_pid_start) {
-            None => Holder::Alive,
-            Some(why) => Holder::Dead(why),
-        },
-        Locality::EarlierBoot => Holder::Dead("holder is from an earlier boot of this host".into()),
-        Locality::Elsewhere => {
-            if expiry.passed(row_boot) {
-                Holder::Dead(format!(
-                    "holder on `{row_host}` cannot be checked and its TTL has passed"
-                ))
-            } else {
-                Holder::Alive
-            }
-        }
-    }
-}
-
-/// When a row that cannot be checked expires: on the same boot (another pid namespace of this
-/// kernel) by `CLOCK_BOOTTIME`, elsewhere by wall clock.
-#[derive(Clone, Copy, Debug)]
-pub struct Expiry {
-    pub renewed_at: i64,
-    pub renewed_boot_ms: i64,
-    pub ttl_ms: i64,
-}
-
-impl Expiry {
-    pub fn passed(&self, row_boot: &str) -> bool {
-        if row_boot == host::boot_id() {
-            host::boot_ms() > self.renewed_boot_ms + self.ttl_ms
-        } else {
-            host::wall_ms() > self.renewed_at + self.ttl_ms
-        }
-    }
-}
-
 impl LeaseRow {
+    /// Whether this row's holder is alive, seen by `me`.
     pub fn judge(&self, me: &Claimant) -> Holder {
-        judge(
-            self.owner_pid,
-            self.owner_pid_start,
-            &self.host,
-            &self.boot_id,
-            &self.pid_ns,
-            Expiry {
-                renewed_at: self.renewed_at,
-                renewed_boot_ms: self.renewed_boot_ms,
-                ttl_ms: self.ttl_ms,
-            },
-            me,
-        )
+        judge(&self.owner_id(), self.expiry(), me)
     }
 
     /// One line naming the holder, for the loser of a race.
@@ -127,8 +39,8 @@ pub enum Acquire {
     Held(HeldLease),
     /// A live holder has it; nothing was written but the `busy` counter.
     Busy(LeaseRow),
-    /// The holder is dead but has unfinished runs: they must be finished (outside the
-    /// transaction, through `reclaim`) before the lease can be taken over.
+    /// The holder is dead but has unfinished runs: the caller must have them finished (outside
+    /// the transaction) before the lease can be taken over. Nothing was written.
     Reclaim(LeaseRow),
 }
 
@@ -153,8 +65,8 @@ pub fn acquire(db: &Db, task_id: &str, me: &Claimant, ttl: Duration) -> Result<A
     acquire_inner(db, task_id, me, ttl, true)
 }
 
-/// `acquire` for the routine that finishes dead runs: it is itself finishing them, so a dead
-/// holder's open runs do not stop it.
+/// `acquire` for the routing of a run that was just finished: the caller is itself finishing
+/// the dead holder's runs, so their being open does not stop it.
 pub fn acquire_for_reclaim(
     db: &Db,
     task_id: &str,
@@ -184,25 +96,15 @@ fn acquire_inner(
                 }))
             }
             Holder::Alive => {
-                db.count("transition_lease.busy", 1)?;
+                db.count(Counter::LeaseBusy, 1)?;
                 return Ok(Acquire::Busy(row));
             }
             Holder::Dead(why) => {
-                if check_runs
-                    && !db
-                        .unfinished_runs_of(
-                            row.owner_pid,
-                            row.owner_pid_start,
-                            &row.host,
-                            &row.boot_id,
-                            &row.pid_ns,
-                        )?
-                        .is_empty()
-                {
+                if check_runs && !db.unfinished_runs_of(&row.owner_id())?.is_empty() {
                     return Ok(Acquire::Reclaim(row));
                 }
                 db.delete_lease(task_id, row.token)?;
-                db.count("transition_lease.taken_over", 1)?;
+                db.count(Counter::LeaseTakenOver, 1)?;
                 took_over = Some(why);
             }
         }
@@ -224,7 +126,7 @@ fn acquire_inner(
         renewed_boot_ms: boot,
         ttl_ms,
     })?;
-    db.count("transition_lease.acquired", 1)?;
+    db.count(Counter::LeaseAcquired, 1)?;
     Ok(Acquire::Held(HeldLease {
         task_id: task_id.to_string(),
         token,
@@ -232,24 +134,6 @@ fn acquire_inner(
         reentered: false,
         unguarded: false,
     }))
-}
-
-impl LeaseRow {
-    /// Finishes this dead holder's unfinished runs through the shared routine before its lease is
-    /// taken over. `false` when a run's group could not be shown empty: the caller backs off
-    /// rather than start a second suite beside a surviving one.
-    pub fn finish_runs(&self, store: &mut Store, config: &crate::config::Config) -> Result<bool> {
-        crate::reclaim::finish_runs_of_dead_holder(
-            store,
-            config,
-            self.owner_pid,
-            self.owner_pid_start,
-            &self.host,
-            &self.boot_id,
-            &self.pid_ns,
-            &format!("lease holder {} is dead", self.describe()),
-        )
-    }
 }
 
 impl HeldLease {

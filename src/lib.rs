@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod completions;
 pub mod config;
+pub mod counter;
 pub mod demo;
 pub mod engine;
 pub mod env_example;
@@ -23,10 +24,12 @@ pub mod lease;
 pub mod manpage;
 pub mod merge_lock;
 pub mod metrics;
+pub mod outcome;
+pub mod owner;
 pub mod queue;
 pub mod reaper;
 pub mod reclaim;
-pub mod requeue;
+pub mod routing;
 pub mod runner;
 pub mod stages;
 pub mod store;
@@ -85,7 +88,7 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         cancel::install();
     }
     let ctx = Context { config, ui };
-    match commands::dispatch(&ctx, cli.command) {
+    let code = match cli::dispatch(&ctx, cli.command) {
         Ok(code) => code,
         Err(err) => {
             let exit = exit_of(&err);
@@ -103,5 +106,13 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             }
             exit.code()
         }
+    };
+    match ui::write_error() {
+        // The output did not reach its reader: never report success then.
+        Some(err) if code == 0 => {
+            eprintln!("orch: cannot write the output to stdout: {err}");
+            Exit::Internal.code()
+        }
+        _ => code,
     }
 }

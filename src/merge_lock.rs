@@ -1,39 +1,34 @@
 //! The per-repository merge lock: one merge re-test per repository at a time.
 //!
 //! A row in `merge_locks`, taken under the task's lease and renewed with it; its holder is judged
-//! alive exactly like a lease holder. A live holder means lock-busy (deferred, not failed); a dead
-//! holder's lock is taken over only after its runs are finished through `reclaim`.
+//! alive exactly like a lease holder (`crate::owner::judge`). A live holder means lock-busy
+//! (deferred, not failed). A dead holder whose runs are still open is reported as
+//! `LockAttempt::Reclaim`: the caller has those runs finished, then asks again — this module
+//! finishes nothing and routes nothing.
 
 use anyhow::Result;
 
 use crate::config::Config;
+use crate::counter::Counter;
 use crate::host;
-use crate::lease::{judge, Claimant, Expiry, HeldLease, Holder};
+use crate::lease::HeldLease;
+use crate::owner::{judge, Claimant, Holder};
 use crate::store::{MergeLockRow, Store};
 
-/// The outcome of asking for a repository's merge lock.
+/// The outcome of one attempt at a repository's merge lock.
 #[derive(Clone, Debug)]
 pub enum LockAttempt {
     Held,
     /// Another live holder has it (described in one line).
     Busy(String),
+    /// The holder is dead but its runs are unfinished: finish them, then try again.
+    Reclaim(MergeLockRow),
 }
 
 impl MergeLockRow {
-    fn holder(&self, me: &Claimant) -> Holder {
-        judge(
-            self.owner_pid,
-            self.owner_pid_start,
-            &self.host,
-            &self.boot_id,
-            &self.pid_ns,
-            Expiry {
-                renewed_at: self.renewed_at,
-                renewed_boot_ms: self.renewed_boot_ms,
-                ttl_ms: self.ttl_ms,
-            },
-            me,
-        )
+    /// Whether this lock's holder is alive, seen by `me`.
+    pub fn judge(&self, me: &Claimant) -> Holder {
+        judge(&self.owner_id(), self.expiry(), me)
     }
 
     pub fn describe(&self) -> String {
@@ -48,90 +43,47 @@ impl MergeLockRow {
     }
 }
 
-enum Step {
-    Done(LockAttempt),
-    Reclaim(MergeLockRow),
-}
-
-/// Takes `repo`'s merge lock for the task whose lease `lease` is.
-pub fn acquire(
+/// One attempt at `repo`'s merge lock for the task whose lease `lease` is.
+pub fn try_acquire(
     store: &mut Store,
     config: &Config,
     repo: &str,
     lease: &HeldLease,
     me: &Claimant,
 ) -> Result<LockAttempt> {
-    for _ in 0..3 {
-        let step = store.write(|db| {
-            if let Some(row) = db.merge_lock(repo)? {
-                match row.holder(me) {
-                    Holder::Mine if row.lease_token == lease.token => {
-                        return Ok(Step::Done(LockAttempt::Held))
+    store.write(|db| {
+        if let Some(row) = db.merge_lock(repo)? {
+            match row.judge(me) {
+                Holder::Mine if row.lease_token == lease.token => return Ok(LockAttempt::Held),
+                Holder::Mine | Holder::Alive => return Ok(LockAttempt::Busy(row.describe())),
+                Holder::Dead(_) => {
+                    if !db.unfinished_runs_of(&row.owner_id())?.is_empty() {
+                        return Ok(LockAttempt::Reclaim(row));
                     }
-                    Holder::Mine | Holder::Alive => {
-                        return Ok(Step::Done(LockAttempt::Busy(row.describe())))
-                    }
-                    Holder::Dead(_) => {
-                        let open = db.unfinished_runs_of(
-                            row.owner_pid,
-                            row.owner_pid_start,
-                            &row.host,
-                            &row.boot_id,
-                            &row.pid_ns,
-                        )?;
-                        if !open.is_empty() {
-                            return Ok(Step::Reclaim(row));
-                        }
-                        db.delete_merge_lock(repo, row.lease_token)?;
-                        db.count("merge_lock.taken_over", 1)?;
-                    }
-                }
-            }
-            let (wall, boot) = (host::wall_ms(), host::boot_ms());
-            db.insert_merge_lock(&MergeLockRow {
-                repo: repo.to_string(),
-                task_id: lease.task_id.clone(),
-                lease_token: lease.token,
-                owner: me.owner.clone(),
-                owner_pid: me.pid,
-                owner_pid_start: me.pid_start,
-                boot_id: host::boot_id().into(),
-                pid_ns: host::pid_namespace().into(),
-                host: host::host_name().into(),
-                acquired_at: wall,
-                renewed_at: wall,
-                renewed_boot_ms: boot,
-                ttl_ms: config.lease_ttl.as_millis() as i64,
-            })?;
-            db.count("merge_lock.acquired", 1)?;
-            Ok(Step::Done(LockAttempt::Held))
-        })?;
-        match step {
-            Step::Done(attempt) => return Ok(attempt),
-            Step::Reclaim(row) => {
-                let why = format!("merge-lock holder {} is dead", row.describe());
-                let done = crate::reclaim::finish_runs_of_dead_holder(
-                    store,
-                    config,
-                    row.owner_pid,
-                    row.owner_pid_start,
-                    &row.host,
-                    &row.boot_id,
-                    &row.pid_ns,
-                    &why,
-                )?;
-                if !done {
-                    return Ok(LockAttempt::Busy(format!(
-                        "{} (dead, but its run could not be shown finished)",
-                        row.describe()
-                    )));
+                    db.delete_merge_lock(repo, row.lease_token)?;
+                    db.count(Counter::MergeLockTakenOver, 1)?;
                 }
             }
         }
-    }
-    Ok(LockAttempt::Busy(format!(
-        "the merge lock of `{repo}` keeps changing hands"
-    )))
+        let (wall, boot) = (host::wall_ms(), host::boot_ms());
+        db.insert_merge_lock(&MergeLockRow {
+            repo: repo.to_string(),
+            task_id: lease.task_id.clone(),
+            lease_token: lease.token,
+            owner: me.owner.clone(),
+            owner_pid: me.pid,
+            owner_pid_start: me.pid_start,
+            boot_id: host::boot_id().into(),
+            pid_ns: host::pid_namespace().into(),
+            host: host::host_name().into(),
+            acquired_at: wall,
+            renewed_at: wall,
+            renewed_boot_ms: boot,
+            ttl_ms: config.lease_ttl.as_millis() as i64,
+        })?;
+        db.count(Counter::MergeLockAcquired, 1)?;
+        Ok(LockAttempt::Held)
+    })
 }
 
 /// Renews the lock with the lease; `false` when the lock is no longer this lease's.

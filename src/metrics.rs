@@ -115,6 +115,7 @@ fn flag(b: bool) -> f64 {
 pub fn families(view: &QueueView) -> Vec<Family> {
     let mut f = Families::default();
     stages(&mut f, view);
+    history(&mut f, view);
     transition_lease(&mut f, view);
     alerts(&mut f, view);
     runs(&mut f, view);
@@ -186,9 +187,37 @@ fn transition_lease(f: &mut Families, view: &QueueView) {
     .value(c.cas_lost as f64);
 }
 
+fn history(f: &mut Families, view: &QueueView) {
+    let h = &view.history;
+    f.counter("history_tasks_added", "Tasks registered.")
+        .value(h.tasks_added as f64);
+    f.counter(
+        "history_transitions",
+        "Stage changes written (rollbacks included).",
+    )
+    .value(h.transitions as f64);
+    f.counter("history_rollbacks", "Rollbacks to development.")
+        .value(h.rollbacks as f64);
+    f.counter(
+        "history_holds_raised",
+        "HOLDs raised, by orch or by an operator.",
+    )
+    .value(h.holds_raised as f64);
+}
+
 fn alerts(f: &mut Families, view: &QueueView) {
     f.counter("alerts_raised", "Alerts raised.")
         .value(view.alerts.total as f64);
+    f.counter(
+        "alerts_delivered",
+        "Deliveries ORCH_ALERT_CMD accepted, re-deliveries included.",
+    )
+    .value(view.alerts.delivered as f64);
+    f.counter(
+        "alerts_delivery_failed",
+        "Delivery attempts that failed; the reaper tries again.",
+    )
+    .value(view.alerts.delivery_failed as f64);
     f.gauge(
         "alerts_undelivered",
         "Alerts ORCH_ALERT_CMD has not accepted yet; the reaper delivers them again.",
@@ -215,6 +244,11 @@ fn runs(f: &mut Families, view: &QueueView) {
     if let Some(age) = view.runs.alive.iter().map(|r| r.age_s).max() {
         oldest.value(age as f64);
     }
+    f.counter(
+        "runs_reaped",
+        "Runs finished by someone other than their owner: the reaper or a take-over.",
+    )
+    .value(view.runs.reaped as f64);
 }
 
 fn merge_gate(f: &mut Families, view: &QueueView) {
@@ -279,6 +313,13 @@ fn merge_gate(f: &mut Families, view: &QueueView) {
         "Re-queue budgets spent: HOLD plus one alert.",
     )
     .value(m.exhausted as f64);
+    f.counter("merge_gate_lock_acquired", "Merge locks taken.")
+        .value(m.lock_acquired as f64);
+    f.counter(
+        "merge_gate_lock_taken_over",
+        "Merge locks taken over from a dead holder.",
+    )
+    .value(m.lock_taken_over as f64);
     f.gauge("merge_gate_locks", "Merge locks held now.")
         .value(m.locks.len() as f64);
     let lock_age = f.gauge(

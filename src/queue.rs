@@ -6,16 +6,19 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::counter::Counter;
 use crate::host;
-use crate::lease::{Claimant, Holder};
+use crate::outcome::{GateKind, Outcome};
+use crate::owner::{Claimant, Holder};
 use crate::stages::Stage;
-use crate::store::{AlertRow, Db, OpenRun};
+use crate::store::{AlertRow, Db, OpenRun, RequeueKind};
 
 /// Every block of `orch queue`.
 #[derive(Debug, Serialize)]
 pub struct QueueView {
     pub generated_at: i64,
     pub stages: Vec<StageBlock>,
+    pub history: HistoryBlock,
     pub transition_lease: LeaseBlock,
     pub alerts: AlertsBlock,
     pub runs: RunsBlock,
@@ -27,18 +30,6 @@ pub struct QueueView {
     /// The last coverage measured per repository, against the minimum.
     pub coverage: Vec<CoverageView>,
 }
-
-/// Outcomes a gate event can record; each is a counter of the `gates` block.
-pub const GATE_OUTCOMES: [&str; 8] = [
-    "passed",
-    "skipped",
-    "red",
-    "timeout",
-    "lock-busy",
-    "other",
-    "cancelled",
-    "no-proof",
-];
 
 #[derive(Debug, Serialize)]
 pub struct GateBlock {
@@ -70,6 +61,9 @@ pub struct MergeGateBlock {
     pub deferred: i64,
     pub infra_requeued: i64,
     pub exhausted: i64,
+    /// Merge locks taken, and taken over from a dead holder.
+    pub lock_acquired: i64,
+    pub lock_taken_over: i64,
     pub locks: Vec<MergeLockView>,
     pub pending: Vec<PendingRequeue>,
 }
@@ -99,7 +93,7 @@ pub struct MergeLockView {
 pub struct PendingRequeue {
     pub task_id: String,
     pub edge: String,
-    pub kind: String,
+    pub kind: RequeueKind,
     pub attempt: i64,
     pub reason: String,
     pub due_at: i64,
@@ -148,12 +142,27 @@ pub struct LeaseCounters {
 pub struct AlertsBlock {
     pub total: i64,
     pub undelivered: i64,
+    /// Counters: alerts raised, deliveries that succeeded (re-deliveries included) and failed.
+    pub raised: i64,
+    pub delivered: i64,
+    pub delivery_failed: i64,
     pub recent: Vec<AlertRow>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct RunsBlock {
     pub alive: Vec<RunView>,
+    /// Runs finished by someone other than their owner (reaper or take-over).
+    pub reaped: i64,
+}
+
+/// The history's totals: tasks registered, stage changes, rollbacks, HOLDs raised.
+#[derive(Debug, Serialize)]
+pub struct HistoryBlock {
+    pub tasks_added: i64,
+    pub transitions: i64,
+    pub rollbacks: i64,
+    pub holds_raised: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -196,21 +205,17 @@ pub fn build(db: &Db, config: &Config) -> Result<QueueView> {
             age_s: (now - row.acquired_at).max(0) / 1000,
         })
         .collect();
-    let counter = |name: &str| db.counter(name);
+    let counter = |c: Counter| db.counter(c);
     let c = &config;
     let mut outcomes = std::collections::BTreeMap::new();
-    for outcome in [
-        "passed",
-        "skipped",
-        "red",
-        "timeout",
-        "lock-busy",
-        "other",
-        "cancelled",
-    ] {
+    // The merge sub-gate never records `no-proof` (merge-verify does).
+    for outcome in Outcome::VERDICTS
+        .into_iter()
+        .filter(|o| *o != Outcome::NoProof)
+    {
         outcomes.insert(
-            outcome.to_string(),
-            counter(&format!("gates.merge.{outcome}"))?,
+            outcome.as_str().to_string(),
+            counter(Counter::Gate(GateKind::Merge, outcome))?,
         );
     }
     let merge_gate = MergeGateBlock {
@@ -225,10 +230,12 @@ pub fn build(db: &Db, config: &Config) -> Result<QueueView> {
             defer_max_attempts: c.merge_defer_max_attempts,
         },
         outcomes,
-        skipped_current: counter("gates.merge.skipped_current")?,
-        deferred: counter("gates.merge.deferred")?,
-        infra_requeued: counter("gates.merge.infra_requeued")?,
-        exhausted: counter("gates.merge.exhausted")?,
+        skipped_current: counter(Counter::MergeSkippedCurrent)?,
+        deferred: counter(Counter::Gate(GateKind::Merge, Outcome::Deferred))?,
+        infra_requeued: counter(Counter::Gate(GateKind::Merge, Outcome::InfraRequeued))?,
+        exhausted: counter(Counter::Gate(GateKind::Merge, Outcome::Exhausted))?,
+        lock_acquired: counter(Counter::MergeLockAcquired)?,
+        lock_taken_over: counter(Counter::MergeLockTakenOver)?,
         locks: db
             .merge_locks()?
             .into_iter()
@@ -258,6 +265,12 @@ pub fn build(db: &Db, config: &Config) -> Result<QueueView> {
     Ok(QueueView {
         generated_at: now,
         stages,
+        history: HistoryBlock {
+            tasks_added: counter(Counter::TasksAdded)?,
+            transitions: counter(Counter::Transitions)?,
+            rollbacks: counter(Counter::Rollbacks)?,
+            holds_raised: counter(Counter::HoldsRaised)?,
+        },
         transition_lease: LeaseBlock {
             enabled: config.lease_enabled,
             scope: match &config.lease_repos {
@@ -266,15 +279,18 @@ pub fn build(db: &Db, config: &Config) -> Result<QueueView> {
             },
             leases,
             counters: LeaseCounters {
-                acquired: counter("transition_lease.acquired")?,
-                busy: counter("transition_lease.busy")?,
-                taken_over: counter("transition_lease.taken_over")?,
-                cas_lost: counter("transition_lease.cas_lost")?,
+                acquired: counter(Counter::LeaseAcquired)?,
+                busy: counter(Counter::LeaseBusy)?,
+                taken_over: counter(Counter::LeaseTakenOver)?,
+                cas_lost: counter(Counter::LeaseCasLost)?,
             },
         },
         alerts: AlertsBlock {
             total,
             undelivered,
+            raised: counter(Counter::AlertsRaised)?,
+            delivered: counter(Counter::AlertsDelivered)?,
+            delivery_failed: counter(Counter::AlertsDeliveryFailed)?,
             recent: db.recent_alerts(10)?,
         },
         runs: RunsBlock {
@@ -286,6 +302,7 @@ pub fn build(db: &Db, config: &Config) -> Result<QueueView> {
                     run,
                 })
                 .collect(),
+            reaped: counter(Counter::RunsReaped)?,
         },
         merge_gate,
         reaper: crate::reaper::status(db, config)?,
@@ -308,13 +325,13 @@ pub fn build(db: &Db, config: &Config) -> Result<QueueView> {
 fn gates_block(db: &Db) -> Result<std::collections::BTreeMap<String, GateBlock>> {
     let last = db.last_gate_outcomes()?;
     let mut block = std::collections::BTreeMap::new();
-    for gate in crate::gates::GateKind::ALL {
+    for gate in GateKind::ALL {
         let name = gate.name();
         let mut outcomes = std::collections::BTreeMap::new();
-        for outcome in GATE_OUTCOMES {
+        for outcome in Outcome::VERDICTS {
             outcomes.insert(
-                outcome.to_string(),
-                db.counter(&format!("gates.{name}.{outcome}"))?,
+                outcome.as_str().to_string(),
+                db.counter(Counter::Gate(gate, outcome))?,
             );
         }
         let last = last.iter().find(|(g, _, _)| g == name);
@@ -322,9 +339,9 @@ fn gates_block(db: &Db) -> Result<std::collections::BTreeMap<String, GateBlock>>
             name.to_string(),
             GateBlock {
                 outcomes,
-                infra_requeued: db.counter(&format!("gates.{name}.infra_requeued"))?,
-                deferred: db.counter(&format!("gates.{name}.deferred"))?,
-                exhausted: db.counter(&format!("gates.{name}.exhausted"))?,
+                infra_requeued: db.counter(Counter::Gate(gate, Outcome::InfraRequeued))?,
+                deferred: db.counter(Counter::Gate(gate, Outcome::Deferred))?,
+                exhausted: db.counter(Counter::Gate(gate, Outcome::Exhausted))?,
                 last_outcome: last.map(|(_, o, _)| o.clone()),
                 last_at: last.map(|(_, _, at)| *at),
             },
@@ -350,6 +367,11 @@ pub fn render_text(view: &QueueView) -> Vec<String> {
                 .map_or_else(|| "-".to_string(), |a| crate::ui::age(a * 1000))
         ));
     }
+    let h = &view.history;
+    out.push(format!(
+        "history  tasks_added {}  transitions {}  rollbacks {}  holds_raised {}",
+        h.tasks_added, h.transitions, h.rollbacks, h.holds_raised
+    ));
     let l = &view.transition_lease;
     out.push(format!(
         "transition_lease  {}  scope {}  acquired {}  busy {}  taken_over {}  cas_lost {}",
@@ -376,9 +398,10 @@ pub fn render_text(view: &QueueView) -> Vec<String> {
             lease.holder
         ));
     }
+    let a = &view.alerts;
     out.push(format!(
-        "alerts  {} total, {} undelivered",
-        view.alerts.total, view.alerts.undelivered
+        "alerts  {} total, {} undelivered  raised {}  delivered {}  delivery_failed {}",
+        a.total, a.undelivered, a.raised, a.delivered, a.delivery_failed
     ));
     for a in &view.alerts.recent {
         out.push(format!(
@@ -395,7 +418,7 @@ pub fn render_text(view: &QueueView) -> Vec<String> {
     }
     let m = &view.merge_gate;
     out.push(format!(
-        "merge_gate  {}  skipped_current {}  deferred {}  infra_requeued {}  exhausted {}",
+        "merge_gate  {}  skipped_current {}  deferred {}  infra_requeued {}  exhausted {}  lock_acquired {}  lock_taken_over {}",
         m.outcomes
             .iter()
             .map(|(k, v)| format!("{k} {v}"))
@@ -404,7 +427,9 @@ pub fn render_text(view: &QueueView) -> Vec<String> {
         m.skipped_current,
         m.deferred,
         m.infra_requeued,
-        m.exhausted
+        m.exhausted,
+        m.lock_acquired,
+        m.lock_taken_over
     ));
     for l in &m.locks {
         out.push(format!(
@@ -462,7 +487,11 @@ pub fn render_text(view: &QueueView) -> Vec<String> {
             c.task_id
         ));
     }
-    out.push(format!("runs  {} alive", view.runs.alive.len()));
+    out.push(format!(
+        "runs  {} alive  reaped {}",
+        view.runs.alive.len(),
+        view.runs.reaped
+    ));
     for r in &view.runs.alive {
         out.push(format!(
             "  run {}  {}  {}  pgid {}  {}",

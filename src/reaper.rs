@@ -24,11 +24,13 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::gates::GateKind;
+use crate::counter::Counter;
 use crate::git::Repo;
 use crate::host::{self, Locality};
-use crate::lease::{self, Claimant, Expiry, Holder};
+use crate::outcome::GateKind;
+use crate::owner::{Claimant, Expiry, Holder};
 use crate::reclaim::{self, Elsewhere, Signalling};
+use crate::routing::{self, DeadRun};
 use crate::store::{Db, LeaseRow, Pruned, RunRow, Store};
 
 /// Alerts re-delivered per reap at most: a broken alert command must not stall the reap.
@@ -320,38 +322,49 @@ impl Action {
     }
 }
 
-/// Runs one reap. A dry run opens the database read-only, writes nothing and signals nothing.
+/// Whether a reap acts or only says what it would do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Finish, drop, deliver, remove and prune.
+    Reap,
+    /// `--dry-run`: the same judgements on a read-only open; nothing written, nothing signalled.
+    DryRun,
+}
+
+/// Runs one reap: the one sequence, in either mode.
 pub fn reap(config: &Config, dry_run: bool) -> Result<ReapReport> {
+    let mode = if dry_run { Mode::DryRun } else { Mode::Reap };
     let mut report = ReapReport::new(config, dry_run);
     if !config.reaper_enabled {
         return Ok(report);
     }
-    if dry_run {
-        if config.db_path.exists() {
-            let store = Store::open_read_only(&config.db_path)?;
-            preview(&store, config, &mut report)?;
-        }
-        return Ok(report);
+    let mut store = match mode {
+        Mode::DryRun if !config.db_path.exists() => return Ok(report),
+        Mode::DryRun => Store::open_read_only(&config.db_path)?,
+        Mode::Reap => Store::open(&config.db_path)?,
+    };
+    if mode == Mode::Reap {
+        let id = store.write(|db| db.insert_reaper_run(host::wall_ms()))?;
+        report.reaper_run_id = Some(id);
     }
-    let mut store = Store::open(&config.db_path)?;
-    let id = store.write(|db| db.insert_reaper_run(host::wall_ms()))?;
-    report.reaper_run_id = Some(id);
-    reap_runs(&mut store, config, &mut report)?;
-    drop_dead_leases(&mut store, &mut report)?;
-    drop_dead_merge_locks(&mut store, &mut report)?;
-    redeliver_alerts(&mut store, config, &mut report)?;
-    remove_stale_worktrees(&mut store, config, &mut report)?;
-    prune(&mut store, config, &mut report)?;
-    let summary = serde_json::to_string(&report.summary)?;
-    let s = report.summary.clone();
-    store.write(|db| {
-        db.finish_reaper_run(id, host::wall_ms(), &summary)?;
-        db.count("reaper.runs", 1)?;
-        if s.removed_worktrees > 0 {
-            db.count("reaper.removed_worktrees", s.removed_worktrees)?;
-        }
-        Ok(())
-    })?;
+    reap_runs(&mut store, config, mode, &mut report)?;
+    drop_dead_leases(&mut store, mode, &mut report)?;
+    drop_dead_merge_locks(&mut store, mode, &mut report)?;
+    redeliver_alerts(&mut store, config, mode, &mut report)?;
+    remove_stale_worktrees(&mut store, config, mode, &mut report)?;
+    prune(&mut store, config, mode, &mut report)?;
+    if let Some(id) = report.reaper_run_id {
+        let summary = serde_json::to_string(&report.summary)?;
+        let s = report.summary.clone();
+        store.write(|db| {
+            db.finish_reaper_run(id, host::wall_ms(), &summary)?;
+            db.count(Counter::ReaperRuns, 1)?;
+            if s.removed_worktrees > 0 {
+                db.count(Counter::ReaperRemovedWorktrees, s.removed_worktrees)?;
+            }
+            Ok(())
+        })?;
+    }
     Ok(report)
 }
 
@@ -433,7 +446,12 @@ fn owner_expired(db: &Db, config: &Config, run: &RunRow, me: &Claimant) -> Resul
     })
 }
 
-fn reap_runs(store: &mut Store, config: &Config, report: &mut ReapReport) -> Result<()> {
+fn reap_runs(
+    store: &mut Store,
+    config: &Config,
+    mode: Mode,
+    report: &mut ReapReport,
+) -> Result<()> {
     let me = Claimant::current("orch reap");
     let tier2 = report.tier2_refused.is_empty();
     let runs = store.read().unfinished_runs()?;
@@ -441,35 +459,42 @@ fn reap_runs(store: &mut Store, config: &Config, report: &mut ReapReport) -> Res
         let Some((tier, why)) = judge_run(&store.read(), config, run, tier2, &me)? else {
             continue;
         };
+        let reap = |killed: Vec<i32>, routed: String| Action::ReapRun {
+            run_id: run.id,
+            task_id: run.task_id.clone(),
+            gate: run.gate.clone(),
+            tier,
+            why: why.clone(),
+            killed,
+            routed,
+        };
+        if mode == Mode::DryRun {
+            let action = match reclaim::signalling(run) {
+                Signalling::Guarded => Action::KeepRun {
+                    run_id: run.id,
+                    why: why.clone(),
+                    survivors: Vec::new(),
+                },
+                Signalling::Alive(members) => reap(members, would_route(&store.read(), run)?),
+                _ => reap(Vec::new(), would_route(&store.read(), run)?),
+            };
+            report.push(action);
+            continue;
+        }
         let elsewhere = if tier == Tier::OwnerExpired {
             Elsewhere::FinishUnsignalled
         } else {
             Elsewhere::Leave
         };
-        let finished = reclaim::finish_run_reaped(
-            store,
-            config,
-            run,
-            &why,
-            elsewhere,
-            Some("reaper.reaped_runs"),
-        )?;
-        match finished {
-            Some(reaped) => report.push(Action::ReapRun {
-                run_id: run.id,
-                task_id: run.task_id.clone(),
-                gate: run.gate.clone(),
-                tier,
-                why,
-                killed: reaped.killed,
-                routed: reaped.routed,
-            }),
+        let counter = Some(Counter::ReaperReapedRuns);
+        match routing::finish_dead_run(store, config, run, &why, elsewhere, counter)? {
+            DeadRun::Reaped(reaped) => {
+                let routed = reaped.routed_name().to_string();
+                report.push(reap(reaped.killed, routed));
+            }
             // Someone else finished it first: they route it, this reap writes nothing.
-            None if store
-                .read()
-                .run_row(run.id)?
-                .is_some_and(|r| r.finished_at.is_some()) => {}
-            None => report.push(Action::KeepRun {
+            DeadRun::FinishedElsewhere => {}
+            DeadRun::Survivors => report.push(Action::KeepRun {
                 run_id: run.id,
                 why,
                 survivors: host::group_members(run.leader_pid),
@@ -479,19 +504,20 @@ fn reap_runs(store: &mut Store, config: &Config, report: &mut ReapReport) -> Res
     Ok(())
 }
 
-fn drop_dead_leases(store: &mut Store, report: &mut ReapReport) -> Result<()> {
+fn drop_dead_leases(store: &mut Store, mode: Mode, report: &mut ReapReport) -> Result<()> {
     let me = Claimant::current("orch reap");
     for row in store.read().leases()? {
         let Holder::Dead(why) = row.judge(&me) else {
             continue;
         };
-        let dropped = store.write(|db| {
-            let dropped = db.drop_dead_lease(&row)?;
-            if dropped {
-                db.count("reaper.dropped_leases", 1)?;
-            }
-            Ok(dropped)
-        })?;
+        let dropped = mode == Mode::DryRun
+            || store.write(|db| {
+                let dropped = db.drop_dead_lease(&row)?;
+                if dropped {
+                    db.count(Counter::ReaperDroppedLeases, 1)?;
+                }
+                Ok(dropped)
+            })?;
         if dropped {
             report.push(Action::DropLease {
                 task_id: row.task_id,
@@ -504,35 +530,20 @@ fn drop_dead_leases(store: &mut Store, report: &mut ReapReport) -> Result<()> {
     Ok(())
 }
 
-fn lock_holder(lock: &crate::store::MergeLockRow, me: &Claimant) -> Holder {
-    lease::judge(
-        lock.owner_pid,
-        lock.owner_pid_start,
-        &lock.host,
-        &lock.boot_id,
-        &lock.pid_ns,
-        Expiry {
-            renewed_at: lock.renewed_at,
-            renewed_boot_ms: lock.renewed_boot_ms,
-            ttl_ms: lock.ttl_ms,
-        },
-        me,
-    )
-}
-
-fn drop_dead_merge_locks(store: &mut Store, report: &mut ReapReport) -> Result<()> {
+fn drop_dead_merge_locks(store: &mut Store, mode: Mode, report: &mut ReapReport) -> Result<()> {
     let me = Claimant::current("orch reap");
     for lock in store.read().merge_locks()? {
-        let Holder::Dead(why) = lock_holder(&lock, &me) else {
+        let Holder::Dead(why) = lock.judge(&me) else {
             continue;
         };
-        let dropped = store.write(|db| {
-            let dropped = db.drop_dead_merge_lock(&lock)?;
-            if dropped {
-                db.count("reaper.dropped_merge_locks", 1)?;
-            }
-            Ok(dropped)
-        })?;
+        let dropped = mode == Mode::DryRun
+            || store.write(|db| {
+                let dropped = db.drop_dead_merge_lock(&lock)?;
+                if dropped {
+                    db.count(Counter::ReaperDroppedMergeLocks, 1)?;
+                }
+                Ok(dropped)
+            })?;
         if dropped {
             report.push(Action::DropMergeLock {
                 repo: lock.repo,
@@ -550,18 +561,29 @@ fn alert_cutoff(config: &Config) -> i64 {
     host::wall_ms() - (config.alert_timeout + ALERT_GRACE_MARGIN).as_millis() as i64
 }
 
-fn redeliver_alerts(store: &mut Store, config: &Config, report: &mut ReapReport) -> Result<()> {
+fn redeliver_alerts(
+    store: &mut Store,
+    config: &Config,
+    mode: Mode,
+    report: &mut ReapReport,
+) -> Result<()> {
     let pending = store
         .read()
         .alerts_to_redeliver(alert_cutoff(config), ALERTS_PER_REAP)?;
     for alert in &pending {
-        if let Some(delivered) = crate::alerts::redeliver(store, config, alert)? {
-            report.push(Action::RedeliverAlert {
-                alert_id: alert.id,
-                key: alert.key.clone(),
-                delivered: Some(delivered),
-            });
-        }
+        let delivered = match mode {
+            Mode::DryRun => None,
+            Mode::Reap => match crate::alerts::redeliver(store, config, alert)? {
+                Some(delivered) => Some(delivered),
+                // Another process attempted or delivered it first.
+                None => continue,
+            },
+        };
+        report.push(Action::RedeliverAlert {
+            alert_id: alert.id,
+            key: alert.key.clone(),
+            delivered,
+        });
     }
     Ok(())
 }
@@ -640,22 +662,25 @@ fn stale_worktrees(db: &Db, config: &Config) -> Result<Vec<(PathBuf, String)>> {
 fn remove_stale_worktrees(
     store: &mut Store,
     config: &Config,
+    mode: Mode,
     report: &mut ReapReport,
 ) -> Result<()> {
     let stale = stale_worktrees(&store.read(), config)?;
     let mut removed = 0;
     for (path, why) in stale {
-        if let Err(e) = std::fs::remove_dir_all(&path) {
-            // Another reaper may have removed it first.
-            if path.exists() {
-                report.warnings.push(format!(
-                    "cannot remove the stale gate worktree `{}`: {e} (hint: remove it by hand, then `git worktree prune` in the task's checkout)",
-                    path.display()
-                ));
+        if mode == Mode::Reap {
+            if let Err(e) = std::fs::remove_dir_all(&path) {
+                // Another reaper may have removed it first.
+                if path.exists() {
+                    report.warnings.push(format!(
+                        "cannot remove the stale gate worktree `{}`: {e} (hint: remove it by hand, then `git worktree prune` in the task's checkout)",
+                        path.display()
+                    ));
+                }
+                continue;
             }
-            continue;
+            removed += 1;
         }
-        removed += 1;
         report.push(Action::RemoveWorktree { path, why });
     }
     if removed > 0 {
@@ -674,103 +699,30 @@ fn remove_stale_worktrees(
 
 /// Retention: deletes reaps, processed event ids and finished runs older than
 /// `ORCH_RETENTION_DAYS` (0 keeps them forever).
-fn prune(store: &mut Store, config: &Config, report: &mut ReapReport) -> Result<()> {
+fn prune(store: &mut Store, config: &Config, mode: Mode, report: &mut ReapReport) -> Result<()> {
     let days = config.retention_days;
     if days == 0 {
         return Ok(());
     }
-    let cutoff = retention_cutoff(days);
-    let keep = report.reaper_run_id;
-    let rows = store.write(|db| {
-        let pruned = db.prune_older_than(cutoff, keep, PRUNE_BATCH)?;
-        if pruned.total() > 0 {
-            db.count("reaper.pruned_rows", pruned.total())?;
+    let cutoff = host::wall_ms() - i64::from(days) * 86_400_000;
+    let rows = match mode {
+        Mode::DryRun => store.read().count_older_than(cutoff)?,
+        Mode::Reap => {
+            let keep = report.reaper_run_id;
+            store.write(|db| {
+                let pruned = db.prune_older_than(cutoff, keep, PRUNE_BATCH)?;
+                if pruned.total() > 0 {
+                    db.count(Counter::ReaperPrunedRows, pruned.total())?;
+                }
+                Ok(pruned)
+            })?
         }
-        Ok(pruned)
-    })?;
+    };
     if rows.total() > 0 {
         report.push(Action::Prune {
             older_than_days: days,
             rows,
         });
-    }
-    Ok(())
-}
-
-fn retention_cutoff(days: u32) -> i64 {
-    host::wall_ms() - i64::from(days) * 86_400_000
-}
-
-/// What a reap would do, judged exactly as `reap` judges, with no write and no signal.
-fn preview(store: &Store, config: &Config, report: &mut ReapReport) -> Result<()> {
-    let me = Claimant::current("orch reap");
-    let db = store.read();
-    let tier2 = report.tier2_refused.is_empty();
-    for run in db.unfinished_runs()? {
-        let Some((tier, why)) = judge_run(&db, config, &run, tier2, &me)? else {
-            continue;
-        };
-        let killed = match reclaim::signalling(&run) {
-            Signalling::Alive(members) => members,
-            Signalling::Guarded => {
-                report.push(Action::KeepRun {
-                    run_id: run.id,
-                    why,
-                    survivors: Vec::new(),
-                });
-                continue;
-            }
-            _ => Vec::new(),
-        };
-        report.push(Action::ReapRun {
-            routed: would_route(&db, &run)?,
-            run_id: run.id,
-            task_id: run.task_id.clone(),
-            gate: run.gate.clone(),
-            tier,
-            why,
-            killed,
-        });
-    }
-    for row in db.leases()? {
-        if let Holder::Dead(why) = row.judge(&me) {
-            report.push(Action::DropLease {
-                task_id: row.task_id,
-                token: row.token,
-                owner: row.owner,
-                why,
-            });
-        }
-    }
-    for lock in db.merge_locks()? {
-        if let Holder::Dead(why) = lock_holder(&lock, &me) {
-            report.push(Action::DropMergeLock {
-                repo: lock.repo,
-                task_id: lock.task_id,
-                lease_token: lock.lease_token,
-                why,
-            });
-        }
-    }
-    for alert in db.alerts_to_redeliver(alert_cutoff(config), ALERTS_PER_REAP)? {
-        report.push(Action::RedeliverAlert {
-            alert_id: alert.id,
-            key: alert.key,
-            delivered: None,
-        });
-    }
-    for (path, why) in stale_worktrees(&db, config)? {
-        report.push(Action::RemoveWorktree { path, why });
-    }
-    let days = config.retention_days;
-    if days > 0 {
-        let rows = db.count_older_than(retention_cutoff(days))?;
-        if rows.total() > 0 {
-            report.push(Action::Prune {
-                older_than_days: days,
-                rows,
-            });
-        }
     }
     Ok(())
 }
@@ -847,7 +799,7 @@ pub fn status(db: &Db, config: &Config) -> Result<ReaperBlock> {
             None => true,
             Some(r) => now - r.finished_at > window_ms,
         };
-    let counter = |name: &str| db.counter(name);
+    let counter = |c: Counter| db.counter(c);
     Ok(ReaperBlock {
         enabled: config.reaper_enabled,
         interval_s: config.reaper_interval.as_secs(),
@@ -856,13 +808,13 @@ pub fn status(db: &Db, config: &Config) -> Result<ReaperBlock> {
         last_run,
         stale,
         counters: ReaperCounters {
-            runs: counter("reaper.runs")?,
-            reaped_runs: counter("reaper.reaped_runs")?,
-            dropped_leases: counter("reaper.dropped_leases")?,
-            dropped_merge_locks: counter("reaper.dropped_merge_locks")?,
-            removed_worktrees: counter("reaper.removed_worktrees")?,
-            pruned_rows: counter("reaper.pruned_rows")?,
-            alerts_redelivered: counter("alerts.redelivered")?,
+            runs: counter(Counter::ReaperRuns)?,
+            reaped_runs: counter(Counter::ReaperReapedRuns)?,
+            dropped_leases: counter(Counter::ReaperDroppedLeases)?,
+            dropped_merge_locks: counter(Counter::ReaperDroppedMergeLocks)?,
+            removed_worktrees: counter(Counter::ReaperRemovedWorktrees)?,
+            pruned_rows: counter(Counter::ReaperPrunedRows)?,
+            alerts_redelivered: counter(Counter::AlertsRedelivered)?,
         },
     })
 }

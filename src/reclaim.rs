@@ -1,5 +1,7 @@
-//! The one routine that finishes dead runs, shared by lease take-over, merge-lock take-over and
-//! the reaper.
+//! Finishing a dead run — the mechanism shared by lease take-over, merge-lock take-over and the
+//! reaper: kill the run's process group under the signalling rule, then close its `runs` row
+//! first-wins. It returns what it found and routes nothing; the caller's routing (the policy in
+//! `crate::routing`) runs inside the same transaction that closed the row.
 //!
 //! Whoever finishes a `runs` row (`UPDATE … WHERE finished_at IS NULL`) routes it; anyone else
 //! writes nothing, so a reaper and a live owner, or two reapers, never route the same run twice.
@@ -16,12 +18,9 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{getpgrp, Pid};
 use serde::Serialize;
 
-use crate::config::Config;
-use crate::gates::GateKind;
+use crate::counter::Counter;
 use crate::host::{self, Locality};
-use crate::lease::{self, Acquire, Claimant};
-use crate::requeue;
-use crate::store::{Expected, RunRow, Store};
+use crate::store::{Db, RunRow, Store};
 
 /// How long to wait for a killed group to be shown empty.
 const EMPTY_DEADLINE: Duration = Duration::from_secs(5);
@@ -78,12 +77,8 @@ pub fn signalling(run: &RunRow) -> Signalling {
     }
 }
 
-/// Kills a recorded run's process group under the signalling rule and waits for it to be empty.
-pub fn kill_run_group(run: &RunRow) -> GroupState {
-    kill_group(run).0
-}
-
-/// `kill_run_group`, also naming the processes that were alive in the group when it was killed.
+/// Kills a recorded run's process group under the signalling rule and waits for it to be empty;
+/// also names the processes that were alive in the group when it was killed.
 fn kill_group(run: &RunRow) -> (GroupState, Vec<i32>) {
     let members = match signalling(run) {
         Signalling::EarlierBoot | Signalling::Gone => return (GroupState::Empty, Vec::new()),
@@ -112,181 +107,50 @@ pub enum Elsewhere {
     FinishUnsignalled,
 }
 
-/// One run finished here.
-#[derive(Clone, Debug, Serialize)]
-pub struct Reaped {
-    pub run_id: i64,
-    pub task_id: Option<String>,
-    pub gate: String,
-    pub why: String,
-    /// What routing did: `infra-requeued`, `exhausted`, `deferred`, or `none`.
-    pub routed: String,
-    /// The processes that were alive in the run's group when it was killed (none: nothing was
-    /// signalled).
-    pub killed: Vec<i32>,
-    #[serde(skip)]
-    pub alert_key: Option<String>,
+/// What finishing a dead run came to.
+#[derive(Debug)]
+pub enum Finish<R> {
+    /// This process closed the row; `routed` is what the caller's routing did in that same
+    /// transaction.
+    Finished { killed: Vec<i32>, routed: R },
+    /// The group could not be shown empty: the row is left open for a later attempt.
+    Survivors,
+    /// Someone else closed the row first: they route it, nothing was written here.
+    FinishedElsewhere,
 }
 
-/// Finishes one run whose owner is dead: kills its group, then, if this process is the one that
-/// finishes the row, routes it (a gate run is re-queued as infra, never rolled back). Returns
-/// `None` when the group could not be shown empty (the row is left for later) or someone else
-/// finished the row first. A run recorded elsewhere is left open.
-pub fn finish_dead_run(
+/// Finishes one run whose owner is dead: kills its group (unless it is recorded elsewhere and
+/// `elsewhere` says to finish it unsignalled), then, in one transaction, closes the row if nobody
+/// has and calls `route` on the closed row. A run recorded elsewhere under `Elsewhere::Leave` is
+/// never signalled, so it is left open as `Survivors`.
+pub fn finish_run<R>(
     store: &mut Store,
-    config: &Config,
-    run: &RunRow,
-    why: &str,
-) -> Result<Option<Reaped>> {
-    finish_run_reaped(store, config, run, why, Elsewhere::Leave, None)
-}
-
-/// `finish_dead_run`, saying what to do with a run recorded on another host or pid namespace,
-/// and naming a counter to add 1 to in the transaction that finishes the row (the reaper's own).
-pub fn finish_run_reaped(
-    store: &mut Store,
-    config: &Config,
     run: &RunRow,
     why: &str,
     elsewhere: Elsewhere,
-    counter: Option<&str>,
-) -> Result<Option<Reaped>> {
+    route: impl FnOnce(&Db, i64) -> Result<R>,
+) -> Result<Finish<R>> {
     let unsignalled = elsewhere == Elsewhere::FinishUnsignalled
-        && host::locality(&run.host, &run.boot_id, &run.pid_ns) == Locality::Elsewhere;
+        && run.owner_id().locality() == Locality::Elsewhere;
     let killed = if unsignalled {
         Vec::new()
     } else {
         match kill_group(run) {
             (GroupState::Empty, killed) => killed,
-            (GroupState::Unknown, _) => return Ok(None),
+            (GroupState::Unknown, _) => return Ok(Finish::Survivors),
         }
     };
-    let me = Claimant::current("orch reap");
     crate::fault::point("reap.before_finish");
-    let reaped = store.write(|db| {
+    store.write(|db| {
         let now = host::wall_ms();
         if !db.reap_run(run.id, why, now)? {
-            return Ok(None);
+            return Ok(Finish::FinishedElsewhere);
         }
-        db.count("runs.reaped", 1)?;
-        if let Some(counter) = counter {
-            db.count(counter, 1)?;
-        }
-        let mut result = Reaped {
-            run_id: run.id,
-            task_id: run.task_id.clone(),
-            gate: run.gate.clone(),
-            why: why.to_string(),
-            routed: "none".into(),
+        db.count(Counter::RunsReaped, 1)?;
+        let routed = route(db, now)?;
+        Ok(Finish::Finished {
             killed: killed.clone(),
-            alert_key: None,
-        };
-        let Some(task_id) = &run.task_id else {
-            return Ok(Some(result));
-        };
-        let Some(edge) = GateKind::from_name(&run.gate).map(GateKind::edge) else {
-            return Ok(Some(result));
-        };
-        let edge_name = requeue::edge_name(edge);
-        db.insert_gate_event(
-            task_id,
-            &edge_name,
-            &run.gate,
-            "reaped",
-            Some(why),
-            Some(run.id),
-            now,
-        )?;
-        let Some(task) = db.task(task_id)? else {
-            return Ok(Some(result));
-        };
-        if task.stage != edge.from || task.is_held() {
-            return Ok(Some(result));
-        }
-        // The reaper's task writes take the lease, for this transaction only.
-        let held = match lease::acquire_for_reclaim(db, task_id, &me, config.lease_ttl)? {
-            Acquire::Held(held) => held,
-            // A live actor owns the task now: it decides; the run is finished, nothing routed.
-            Acquire::Busy(_) | Acquire::Reclaim(_) => return Ok(Some(result)),
-        };
-        // Spend the budget the run's owner was spending (recorded on the run), else the pending
-        // re-queue's, else the edge's latest.
-        let recorded = run
-            .budget_tip
-            .clone()
-            .map(|tip| (tip, run.published_tip.clone()));
-        let budget_key = match recorded.or(db
-            .requeue(task_id)?
-            .and_then(|r| r.budget_tip.map(|t| (t, r.published_tip))))
-        {
-            Some((tip, published)) => requeue::BudgetKey { tip, published },
-            None => requeue::BudgetKey {
-                tip: db
-                    .latest_budget_tip(task_id, &edge_name)?
-                    .unwrap_or_else(|| "unknown".into()),
-                published: None,
-            },
-        };
-        let expected = Expected {
-            task_id,
-            stage: task.stage,
-            version: task.version,
-            lease_token: Some(held.token),
-        };
-        let routed = requeue::route_infra(
-            db,
-            config,
-            &task,
-            expected,
-            edge,
-            &run.gate,
-            &budget_key,
-            &format!("run {} reaped: {why}", run.id),
-            "orch reap",
-        )?;
-        held.release_in(db)?;
-        result.routed = routed.outcome.into();
-        result.alert_key = routed.alert_key;
-        Ok(Some(result))
-    })?;
-    if let Some(key) = reaped.as_ref().and_then(|r| r.alert_key.as_deref()) {
-        crate::alerts::deliver_key(store, config, key)?;
-    }
-    Ok(reaped)
-}
-
-/// Finishes every unfinished run of a dead holder (lease or merge lock) before its lease or lock
-/// is taken over. Returns `false` when a run's group could not be shown empty: the caller then
-/// backs off instead of starting a second suite beside a surviving one.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "a holder's identity, spelled out"
-)]
-pub fn finish_runs_of_dead_holder(
-    store: &mut Store,
-    config: &Config,
-    pid: i32,
-    pid_start: u64,
-    host_name: &str,
-    boot: &str,
-    ns: &str,
-    why: &str,
-) -> Result<bool> {
-    let runs = store
-        .read()
-        .unfinished_runs_of(pid, pid_start, host_name, boot, ns)?;
-    let mut all_done = true;
-    for run in &runs {
-        // The caller judged the holder dead; for a holder elsewhere that means its TTL passed.
-        let finished =
-            finish_run_reaped(store, config, run, why, Elsewhere::FinishUnsignalled, None)?;
-        if finished.is_none() {
-            // Someone else may have finished it; only a row still open is a survivor.
-            all_done &= store
-                .read()
-                .run_row(run.id)?
-                .is_some_and(|r| r.finished_at.is_some());
-        }
-    }
-    Ok(all_done)
+            routed,
+        })
+    })
 }

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use serde::{Serialize, Serializer};
 
 /// A stage of the pipeline.
@@ -81,6 +82,21 @@ impl Serialize for Stage {
     }
 }
 
+impl ToSql for Stage {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for Stage {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        value
+            .as_str()?
+            .parse()
+            .map_err(|e: String| FromSqlError::Other(e.into()))
+    }
+}
+
 /// What kind of move an edge is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -101,6 +117,39 @@ pub struct Edge {
 impl fmt::Display for Edge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} → {}", self.from, self.to)
+    }
+}
+
+impl Edge {
+    /// The edge as budgets and gate events record it: `from->to`.
+    pub fn name(self) -> String {
+        format!("{}->{}", self.from, self.to)
+    }
+
+    /// The edge a recorded name stands for, when the table has it.
+    pub fn from_name(name: &str) -> Option<Edge> {
+        let (from, to) = name.split_once("->")?;
+        find_edge(from.parse().ok()?, to.parse().ok()?)
+    }
+
+    /// Serializes an edge by its recorded name (rows that store it keep their JSON shape).
+    pub fn serialize_name<S: Serializer>(edge: &Edge, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&edge.name())
+    }
+}
+
+impl ToSql for Edge {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.name()))
+    }
+}
+
+impl FromSql for Edge {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let name = value.as_str()?;
+        Edge::from_name(name).ok_or_else(|| {
+            FromSqlError::Other(format!("unknown edge `{name}` in the database").into())
+        })
     }
 }
 

@@ -1,8 +1,11 @@
 //! How results reach people and scripts: short aligned text, or one JSON document with `--json`.
 //!
-//! A broken pipe on stdout is not an error: the reader has seen what it wanted.
+//! A broken pipe on stdout is not an error: the reader has seen what it wanted. Any other failed
+//! write (a full disk, a closed file) is kept and turns the command's exit into an internal error
+//! (`write_error`), so a script never mistakes lost output for success.
 
 use std::io::Write;
+use std::sync::Mutex;
 
 use serde::Serialize;
 
@@ -35,11 +38,27 @@ impl Ui {
     }
 }
 
+/// The first error writing stdout that was not a closed pipe, kept until `write_error` takes it.
+static WRITE_ERROR: Mutex<Option<String>> = Mutex::new(None);
+
 fn out(text: &str) {
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
-    // A closed pipe (`orch queue | head`) ends output quietly.
-    let _ = writeln!(lock, "{text}").and_then(|_| lock.flush());
+    match writeln!(lock, "{text}").and_then(|_| lock.flush()) {
+        Ok(()) => {}
+        // A closed pipe (`orch queue | head`) ends output quietly: the reader has what it wanted.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => {
+            let mut first = WRITE_ERROR.lock().unwrap_or_else(|p| p.into_inner());
+            first.get_or_insert_with(|| e.to_string());
+        }
+    }
+}
+
+/// The first failed write to stdout other than a broken pipe, if any: the command's output did
+/// not reach its reader, so the command must not report success.
+pub fn write_error() -> Option<String> {
+    WRITE_ERROR.lock().unwrap_or_else(|p| p.into_inner()).take()
 }
 
 /// A wall-clock time in ms as RFC 3339 UTC, to the second.

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use crate::config::default_actor;
+use crate::counter::Counter;
 use crate::engine::load_task;
 use crate::error::{failure, Exit};
 use crate::stages::Stage;
@@ -170,7 +171,7 @@ fn add(ctx: &Context, args: AddArgs) -> Result<Exit> {
             return Ok(Some(task));
         }
         db.insert_task(&new, host::wall_ms())?;
-        db.count("tasks.added", 1)?;
+        db.count(Counter::TasksAdded, 1)?;
         Ok(None)
     })?;
     let (task, outcome) = match existing {
@@ -276,7 +277,7 @@ fn describe(item: &HistoryItem) -> String {
         HistoryItem::Transition(t) => format!(
             "v{:<3} {} → {}   by {}   token {}{}",
             t.version,
-            t.from.as_deref().unwrap_or("-"),
+            t.from.map_or("-", |s| s.as_str()),
             t.to,
             t.actor,
             t.lease_token
@@ -289,7 +290,7 @@ fn describe(item: &HistoryItem) -> String {
         HistoryItem::Gate(g) => format!(
             "gate {} on {}: {}{}{}",
             g.gate,
-            g.edge,
+            g.edge.name(),
             g.outcome,
             g.detail
                 .as_deref()
@@ -380,7 +381,7 @@ fn hold(ctx: &Context, args: HoldArgs) -> Result<Exit> {
         load_task(db, &args.id)?;
         let set = db.set_hold(None, &args.id, &args.reason, &actor, host::wall_ms())?;
         if set {
-            db.count("holds.raised", 1)?;
+            db.count(Counter::HoldsRaised, 1)?;
         }
         Ok(set)
     })?;

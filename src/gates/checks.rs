@@ -20,16 +20,6 @@ fn skipped(gate: GateKind, key: &str) -> GateResult {
     )
 }
 
-fn infra(gate: GateKind, reason: String) -> GateResult {
-    GateResult::new(
-        gate,
-        Verdict::Infra {
-            kind: InfraKind::Other,
-            reason,
-        },
-    )
-}
-
 fn with_run(gate: GateKind, verdict: Verdict, run: &RunResult) -> GateResult {
     let mut result = GateResult::new(gate, verdict);
     result.run_id = run.run_id;
@@ -39,18 +29,14 @@ fn with_run(gate: GateKind, verdict: Verdict, run: &RunResult) -> GateResult {
     result
 }
 
-/// The branch tip, fetched; sets the edge's budget key.
-fn branch_tip(cx: &mut GateCx, gate: GateKind) -> Result<std::result::Result<String, GateResult>> {
+/// The branch tip, fetched; sets the edge's budget key. An error is the gate's infra reason.
+fn branch_tip(cx: &mut GateCx) -> Result<String> {
     if let Some(tip) = &cx.base_tip {
-        return Ok(Ok(tip.clone()));
+        return Ok(tip.clone());
     }
-    Ok(match resolve_commits(cx)? {
-        Ok(commits) => {
-            cx.note_base_tip(&commits.base_tip);
-            Ok(commits.base_tip)
-        }
-        Err(reason) => Err(infra(gate, reason)),
-    })
+    let commits = resolve_commits(cx)?;
+    cx.note_base_tip(&commits.base_tip);
+    Ok(commits.base_tip)
 }
 
 /// `ORCH_SECURITY_GATE_CMD` in a worktree at the branch tip: exit 0 passes, another status is red.
@@ -59,10 +45,7 @@ pub fn security(cx: &mut GateCx) -> Result<GateResult> {
     let Some(command) = cx.config.security_cmd.clone() else {
         return Ok(skipped(GATE, "ORCH_SECURITY_GATE_CMD"));
     };
-    let tip = match branch_tip(cx, GATE)? {
-        Ok(tip) => tip,
-        Err(result) => return Ok(result),
-    };
+    let tip = branch_tip(cx)?;
     with_worktree(cx, GATE, &tip.clone(), |cx, worktree| {
         let run = run_gate_command(
             cx,
@@ -100,10 +83,7 @@ pub fn coverage(cx: &mut GateCx) -> Result<GateResult> {
     };
     let head = match cx.head.clone() {
         Some(head) => head,
-        None => match branch_tip(cx, GATE)? {
-            Ok(tip) => tip,
-            Err(result) => return Ok(result),
-        },
+        None => branch_tip(cx)?,
     };
     let report = worktrees_dir(&cx.config.db_path).join(format!(
         "coverage-{}-{}.json",

@@ -7,13 +7,15 @@
 //! head equals `validated_sha`, decided under the lock; any uncertainty runs it. A passing verdict
 //! is stored with the commits it judged and reused while they are unchanged.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 pub use super::worktree::{checkout, worktrees_dir};
 use super::worktree::{run_gate_command, with_worktree, GateCommand};
 use super::{classify_run, GateCx, GateKind, GateResult, InfraKind, Verdict};
+use crate::counter::Counter;
 use crate::git::{RebaseResult, Repo};
 use crate::merge_lock::{self, LockAttempt};
+use crate::routing;
 use crate::runner::{self, ExitCodes};
 
 const GATE: GateKind = GateKind::Merge;
@@ -36,8 +38,9 @@ pub struct Commits {
     pub onto_name: String,
 }
 
-/// Fetches (when the task has a remote) and resolves the branch tip and the target.
-pub fn resolve_commits(cx: &GateCx) -> Result<std::result::Result<Commits, String>> {
+/// Fetches (when the task has a remote) and resolves the branch tip and the target. An error is
+/// the gate's infra reason (`gates::run` turns it into an `other` verdict).
+pub fn resolve_commits(cx: &GateCx) -> Result<Commits> {
     let task = &cx.task;
     let repo = checkout(cx)?;
     let fetch_error = match &task.remote {
@@ -65,35 +68,27 @@ pub fn resolve_commits(cx: &GateCx) -> Result<std::result::Result<Commits, Strin
         None => repo.resolve(&format!("refs/heads/{}", task.branch))?,
     };
     if let Some(error) = fetch_error {
-        return Ok(Err(error));
+        bail!(error);
     }
     let Some(base_tip) = base_tip else {
-        return Ok(Err(format!(
-            "branch `{}` not found in the checkout",
-            task.branch
-        )));
+        bail!("branch `{}` not found in the checkout", task.branch);
     };
     let Some(target) = repo.resolve(&target_ref)? else {
-        return Ok(Err(format!(
-            "target `{onto_name}` not found in the checkout"
-        )));
+        bail!("target `{onto_name}` not found in the checkout");
     };
-    Ok(Ok(Commits {
+    Ok(Commits {
         base_tip,
         target,
         onto_name,
-    }))
+    })
 }
 
 /// `orch merge-gate retest`, and the merge gate of `deploy-staging → deploy`.
 pub fn retest(cx: &mut GateCx) -> Result<GateResult> {
-    let commits = match resolve_commits(cx)? {
-        Ok(c) => c,
-        Err(reason) => return Ok(infra(reason)),
-    };
+    let commits = resolve_commits(cx)?;
     cx.note_base_tip(&commits.base_tip);
     // A stored passing verdict for exactly these commits is reused.
-    if cx.store.read().latest_verdict(&cx.task.id, GATE.name())?
+    if cx.store.read().latest_verdict(&cx.task.id, GATE)?
         == Some((commits.base_tip.clone(), commits.target.clone()))
     {
         let mut result = GateResult::new(
@@ -111,9 +106,9 @@ pub fn retest(cx: &mut GateCx) -> Result<GateResult> {
         return Ok(result);
     }
     let repo_name = cx.task.repo.clone();
-    match merge_lock::acquire(cx.store, cx.config, &repo_name, &cx.lease, &cx.me)? {
-        LockAttempt::Held => {}
-        LockAttempt::Busy(holder) => {
+    match take_merge_lock(cx, &repo_name)? {
+        MergeLock::Held => {}
+        MergeLock::Busy(holder) => {
             let mut result = GateResult::new(
                 GATE,
                 Verdict::Infra {
@@ -128,6 +123,37 @@ pub fn retest(cx: &mut GateCx) -> Result<GateResult> {
     let result = under_lock(cx, &commits);
     merge_lock::release(cx.store, &repo_name, &cx.lease)?;
     result
+}
+
+/// The merge lock, as the gate sees it.
+enum MergeLock {
+    Held,
+    /// Lock-busy: the live holder, described in one line.
+    Busy(String),
+}
+
+/// Takes the repository's merge lock. A dead holder's runs are finished through the one routine
+/// that finishes dead runs before its lock is taken.
+fn take_merge_lock(cx: &mut GateCx, repo: &str) -> Result<MergeLock> {
+    for _ in 0..3 {
+        match merge_lock::try_acquire(cx.store, cx.config, repo, &cx.lease, &cx.me)? {
+            LockAttempt::Held => return Ok(MergeLock::Held),
+            LockAttempt::Busy(holder) => return Ok(MergeLock::Busy(holder)),
+            LockAttempt::Reclaim(row) => {
+                let why = format!("merge-lock holder {} is dead", row.describe());
+                let holder = row.owner_id();
+                if !routing::finish_runs_of_dead_holder(cx.store, cx.config, &holder, &why)? {
+                    return Ok(MergeLock::Busy(format!(
+                        "{} (dead, but its run could not be shown finished)",
+                        row.describe()
+                    )));
+                }
+            }
+        }
+    }
+    Ok(MergeLock::Busy(format!(
+        "the merge lock of `{repo}` keeps changing hands"
+    )))
 }
 
 fn under_lock(cx: &mut GateCx, commits: &Commits) -> Result<GateResult> {
@@ -196,7 +222,7 @@ fn in_worktree(
         && cx.task.validated_sha.as_deref() == Some(head.as_str())
     {
         cx.store
-            .write(|db| db.count("gates.merge.skipped_current", 1))?;
+            .write(|db| db.count(Counter::MergeSkippedCurrent, 1))?;
         GateResult::new(
             GATE,
             Verdict::Skipped {

@@ -24,22 +24,33 @@ fn infra(reason: String) -> GateResult {
     )
 }
 
-/// Fetches and checks whether `head` is in the target. `Err` is an infra reason.
-fn proof(cx: &GateCx, head: &str) -> Result<std::result::Result<bool, String>> {
+/// What the target says about a head.
+enum Proof {
+    Merged,
+    NotMerged,
+    /// The proof could not be checked: an infra reason.
+    Unknown(String),
+}
+
+/// Fetches and checks whether `head` is in the target.
+fn proof(cx: &GateCx, head: &str) -> Result<Proof> {
     let repo = checkout(cx)?;
     let task = &cx.task;
     let target_ref = match &task.remote {
         Some(remote) => {
             if let Err(e) = repo.fetch(remote, &task.target, &task.branch) {
-                return Ok(Err(format!("git fetch from `{remote}` failed: {e:#}")));
+                return Ok(Proof::Unknown(format!(
+                    "git fetch from `{remote}` failed: {e:#}"
+                )));
             }
             format!("refs/remotes/{remote}/{}", task.target)
         }
         None => format!("refs/heads/{}", task.target),
     };
     Ok(match repo.is_ancestor(head, &target_ref) {
-        Ok(merged) => Ok(merged),
-        Err(e) => Err(format!("checking the proof of merge failed: {e:#}")),
+        Ok(true) => Proof::Merged,
+        Ok(false) => Proof::NotMerged,
+        Err(e) => Proof::Unknown(format!("checking the proof of merge failed: {e:#}")),
     })
 }
 
@@ -48,7 +59,7 @@ pub fn verify(cx: &mut GateCx) -> Result<GateResult> {
     let head = match cx
         .store
         .read()
-        .latest_verdict(&cx.task.id, GateKind::Merge.name())?
+        .latest_verdict(&cx.task.id, GateKind::Merge)?
     {
         Some((head, _)) => head,
         None => {
@@ -71,14 +82,14 @@ pub fn verify(cx: &mut GateCx) -> Result<GateResult> {
         result
     };
     match proof(cx, &head)? {
-        Err(reason) => return Ok(infra(reason)),
-        Ok(true) => {
+        Proof::Unknown(reason) => return Ok(infra(reason)),
+        Proof::Merged => {
             return Ok(done(format!(
                 "{} is already in {target}: merged",
                 short(&head)
             )))
         }
-        Ok(false) => {}
+        Proof::NotMerged => {}
     }
     let Some(command) = cx.config.merge_cmd.clone() else {
         return Ok(GateResult::new(
@@ -109,12 +120,12 @@ pub fn verify(cx: &mut GateCx) -> Result<GateResult> {
     let verdict = classify_run(&run);
     let mut result = match verdict {
         Verdict::Passed { .. } => match proof(cx, &head)? {
-            Err(reason) => infra(reason),
-            Ok(true) => done(format!(
+            Proof::Unknown(reason) => infra(reason),
+            Proof::Merged => done(format!(
                 "merged {} into {target}; proof holds",
                 short(&head)
             )),
-            Ok(false) => GateResult::new(
+            Proof::NotMerged => GateResult::new(
                 GATE,
                 Verdict::NoProof {
                     reason: format!(

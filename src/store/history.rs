@@ -6,15 +6,43 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::Db;
-use crate::stages::Stage;
+use crate::counter::Counter;
+use crate::outcome::{GateKind, Outcome};
+use crate::stages::{Edge, Stage};
+
+/// A stage change to record.
+#[derive(Clone, Debug)]
+pub struct NewTransition<'a> {
+    pub task_id: &'a str,
+    /// `None` for a registration.
+    pub from: Option<Stage>,
+    pub to: Stage,
+    pub version: i64,
+    pub actor: &'a str,
+    pub reason: Option<&'a str>,
+    pub lease_token: Option<i64>,
+    pub at: i64,
+}
+
+/// A gate event to record.
+#[derive(Clone, Debug)]
+pub struct NewGateEvent<'a> {
+    pub task_id: &'a str,
+    pub edge: Edge,
+    pub gate: GateKind,
+    pub outcome: Outcome,
+    pub detail: Option<&'a str>,
+    pub run_id: Option<i64>,
+    pub at: i64,
+}
 
 /// One stage change.
 #[derive(Clone, Debug, Serialize)]
 pub struct TransitionRow {
     pub id: i64,
     pub task_id: String,
-    pub from: Option<String>,
-    pub to: String,
+    pub from: Option<Stage>,
+    pub to: Stage,
     pub version: i64,
     pub actor: String,
     pub reason: Option<String>,
@@ -27,9 +55,10 @@ pub struct TransitionRow {
 pub struct GateEventRow {
     pub id: i64,
     pub task_id: String,
-    pub edge: String,
-    pub gate: String,
-    pub outcome: String,
+    #[serde(serialize_with = "Edge::serialize_name")]
+    pub edge: Edge,
+    pub gate: GateKind,
+    pub outcome: Outcome,
     pub detail: Option<String>,
     pub run_id: Option<i64>,
     pub at: i64,
@@ -75,62 +104,34 @@ pub struct EventRecord {
     pub at: i64,
 }
 
-/// A durable counter.
-#[derive(Clone, Debug, Serialize)]
-pub struct Counter {
-    pub name: String,
-    pub value: i64,
-}
-
 impl Db<'_> {
-    #[expect(clippy::too_many_arguments, reason = "one column each")]
-    pub fn insert_transition(
-        &self,
-        task_id: &str,
-        from: Option<Stage>,
-        to: Stage,
-        version: i64,
-        actor: &str,
-        reason: Option<&str>,
-        lease_token: Option<i64>,
-        at: i64,
-    ) -> Result<()> {
+    pub fn insert_transition(&self, t: &NewTransition) -> Result<()> {
         self.conn
             .execute(
                 "INSERT INTO transitions (task_id, from_stage, to_stage, version, actor, reason,
                                           lease_token, at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
-                    task_id,
-                    from.map(|s| s.as_str()),
-                    to.as_str(),
-                    version,
-                    actor,
-                    reason,
-                    lease_token,
-                    at
+                    t.task_id,
+                    t.from,
+                    t.to,
+                    t.version,
+                    t.actor,
+                    t.reason,
+                    t.lease_token,
+                    t.at
                 ],
             )
             .context("recording a transition")?;
         Ok(())
     }
 
-    #[expect(clippy::too_many_arguments, reason = "one column each")]
-    pub fn insert_gate_event(
-        &self,
-        task_id: &str,
-        edge: &str,
-        gate: &str,
-        outcome: &str,
-        detail: Option<&str>,
-        run_id: Option<i64>,
-        at: i64,
-    ) -> Result<()> {
+    pub fn insert_gate_event(&self, e: &NewGateEvent) -> Result<()> {
         self.conn
             .execute(
                 "INSERT INTO gate_events (task_id, edge, gate, outcome, detail, run_id, at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![task_id, edge, gate, outcome, detail, run_id, at],
+                params![e.task_id, e.edge, e.gate, e.outcome, e.detail, e.run_id, e.at],
             )
             .context("recording a gate event")?;
         Ok(())
@@ -272,26 +273,14 @@ impl Db<'_> {
         )?)
     }
 
-    pub fn counters(&self) -> Result<Vec<Counter>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name, value FROM counters ORDER BY name")?;
-        let rows = stmt.query_map([], |r| {
-            Ok(Counter {
-                name: r.get(0)?,
-                value: r.get(1)?,
-            })
-        })?;
-        rows.collect::<rusqlite::Result<_>>()
-            .context("reading counters")
-    }
-
-    pub fn counter(&self, name: &str) -> Result<i64> {
+    pub fn counter(&self, counter: Counter) -> Result<i64> {
         Ok(self
             .conn
-            .query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT value FROM counters WHERE name = ?1",
+                [counter.name()],
+                |r| r.get(0),
+            )
             .optional()?
             .unwrap_or(0))
     }

@@ -1,10 +1,11 @@
-//! Rows of `transition_lease`. The judgement of whether a holder is alive lives in `crate::lease`.
+//! Rows of `transition_lease`. Whether a holder is alive is judged above the store.
 
 use anyhow::{Context, Result};
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
 use super::Db;
+use crate::owner::{Expiry, OwnerId};
 
 /// A lease row: who holds a task, and how to tell whether they still live.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -26,6 +27,28 @@ pub struct LeaseRow {
 
 const LEASE_COLUMNS: &str = "token, task_id, owner, owner_pid, owner_pid_start, boot_id, pid_ns, \
      host, acquired_at, renewed_at, expires_at, renewed_boot_ms, ttl_ms";
+
+impl LeaseRow {
+    /// The holder's identity.
+    pub fn owner_id(&self) -> OwnerId {
+        OwnerId {
+            pid: self.owner_pid,
+            pid_start: self.owner_pid_start,
+            host: self.host.clone(),
+            boot_id: self.boot_id.clone(),
+            pid_ns: self.pid_ns.clone(),
+        }
+    }
+
+    /// When the row expires if its holder cannot be checked.
+    pub fn expiry(&self) -> Expiry {
+        Expiry {
+            renewed_at: self.renewed_at,
+            renewed_boot_ms: self.renewed_boot_ms,
+            ttl_ms: self.ttl_ms,
+        }
+    }
+}
 
 fn lease_from_row(r: &Row) -> rusqlite::Result<LeaseRow> {
     Ok(LeaseRow {

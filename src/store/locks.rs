@@ -5,6 +5,7 @@ use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
 use super::Db;
+use crate::owner::{Expiry, OwnerId};
 
 /// A merge-lock row.
 #[derive(Clone, Debug, Serialize)]
@@ -26,6 +27,28 @@ pub struct MergeLockRow {
 
 const LOCK_COLUMNS: &str = "repo, task_id, lease_token, owner, owner_pid, owner_pid_start, \
      boot_id, pid_ns, host, acquired_at, renewed_at, renewed_boot_ms, ttl_ms";
+
+impl MergeLockRow {
+    /// The holder's identity.
+    pub fn owner_id(&self) -> OwnerId {
+        OwnerId {
+            pid: self.owner_pid,
+            pid_start: self.owner_pid_start,
+            host: self.host.clone(),
+            boot_id: self.boot_id.clone(),
+            pid_ns: self.pid_ns.clone(),
+        }
+    }
+
+    /// When the row expires if its holder cannot be checked.
+    pub fn expiry(&self) -> Expiry {
+        Expiry {
+            renewed_at: self.renewed_at,
+            renewed_boot_ms: self.renewed_boot_ms,
+            ttl_ms: self.ttl_ms,
+        }
+    }
+}
 
 fn lock_from_row(r: &Row) -> rusqlite::Result<MergeLockRow> {
     Ok(MergeLockRow {

@@ -24,14 +24,17 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
+use crate::counter::Counter;
 use crate::error::{failure, Exit};
 
 pub use alerts::PendingAlert;
-pub use history::{Counter, EventRecord, GateEventRow, HistoryItem, HoldRow, TransitionRow};
+pub use history::{
+    EventRecord, GateEventRow, HistoryItem, HoldRow, NewGateEvent, NewTransition, TransitionRow,
+};
 pub use lease::LeaseRow;
 pub use locks::MergeLockRow;
 pub use reaper::{Pruned, ReaperRunRow};
-pub use requeue::{Budget, RequeueRow};
+pub use requeue::{Budget, RequeueKind, RequeueRow};
 pub use runs::{NewRun, RunRow};
 pub use schema::SCHEMA_VERSION;
 pub use tasks::{Expected, NewTask, Task};
@@ -344,12 +347,12 @@ fn uri_escape(path: &Path) -> String {
 
 impl Db<'_> {
     /// Adds `by` to a durable counter, in the caller's transaction.
-    pub fn count(&self, name: &str, by: i64) -> Result<()> {
+    pub fn count(&self, counter: Counter, by: i64) -> Result<()> {
         self.conn
             .execute(
                 "INSERT INTO counters(name, value) VALUES (?1, ?2)
                  ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-                rusqlite::params![name, by],
+                rusqlite::params![counter.name(), by],
             )
             .context("counting")?;
         Ok(())

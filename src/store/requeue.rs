@@ -2,18 +2,21 @@
 //! deferral count per task, edge and branch tip) and `verdicts` (passing sub-gate verdicts).
 
 use anyhow::{Context, Result};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
 use super::Db;
+use crate::outcome::GateKind;
+use crate::stages::{find_edge, Edge, Stage};
 
 /// A pending re-queue.
 #[derive(Clone, Debug, Serialize)]
 pub struct RequeueRow {
     pub task_id: String,
-    pub from_stage: String,
-    pub to_stage: String,
-    pub kind: String,
+    pub from_stage: Stage,
+    pub to_stage: Stage,
+    pub kind: RequeueKind,
     pub attempt: i64,
     pub reason: String,
     pub due_at: i64,
@@ -25,7 +28,60 @@ pub struct RequeueRow {
     pub published_tip: Option<String>,
 }
 
+/// Why an edge is re-queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequeueKind {
+    /// An infra outcome: one attempt of the edge's infra budget.
+    Infra,
+    /// Lock-busy: deferred without spending the budget.
+    Deferral,
+}
+
+impl RequeueKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequeueKind::Infra => "infra",
+            RequeueKind::Deferral => "deferral",
+        }
+    }
+}
+
+impl std::fmt::Display for RequeueKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl ToSql for RequeueKind {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for RequeueKind {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        match value.as_str()? {
+            "infra" => Ok(RequeueKind::Infra),
+            "deferral" => Ok(RequeueKind::Deferral),
+            other => Err(FromSqlError::Other(
+                format!("unknown re-queue kind `{other}` in the database").into(),
+            )),
+        }
+    }
+}
+
 impl RequeueRow {
+    /// The re-queued edge, when the table has it.
+    pub fn edge(&self) -> Option<Edge> {
+        find_edge(self.from_stage, self.to_stage)
+    }
+
+    /// Whether this re-queue is of `edge`.
+    pub fn is_of(&self, edge: Edge) -> bool {
+        self.from_stage == edge.from && self.to_stage == edge.to
+    }
+
     /// Milliseconds until it is due (negative once due): by `CLOCK_BOOTTIME` on the boot that
     /// wrote it, by wall clock otherwise.
     pub fn due_in_ms(&self) -> i64 {
@@ -156,7 +212,7 @@ impl Db<'_> {
             .context("claiming a due re-queue")
     }
 
-    pub fn budget(&self, task_id: &str, edge: &str, base_tip: &str) -> Result<Budget> {
+    pub fn budget(&self, task_id: &str, edge: Edge, base_tip: &str) -> Result<Budget> {
         Ok(self
             .conn
             .query_row(
@@ -178,7 +234,7 @@ impl Db<'_> {
     pub fn spend_budget(
         &self,
         task_id: &str,
-        edge: &str,
+        edge: Edge,
         base_tip: &str,
         infra: i64,
         deferrals: i64,
@@ -197,7 +253,7 @@ impl Db<'_> {
     pub fn mark_budget_exhausted(
         &self,
         task_id: &str,
-        edge: &str,
+        edge: Edge,
         base_tip: &str,
         now: i64,
     ) -> Result<()> {
@@ -219,7 +275,7 @@ impl Db<'_> {
     pub fn insert_verdict(
         &self,
         task_id: &str,
-        gate: &str,
+        gate: GateKind,
         head: &str,
         target: &str,
         run_id: Option<i64>,
@@ -234,7 +290,11 @@ impl Db<'_> {
     }
 
     /// The latest passing verdict of `gate` for the task: (head, target).
-    pub fn latest_verdict(&self, task_id: &str, gate: &str) -> Result<Option<(String, String)>> {
+    pub fn latest_verdict(
+        &self,
+        task_id: &str,
+        gate: GateKind,
+    ) -> Result<Option<(String, String)>> {
         self.conn
             .query_row(
                 "SELECT head_sha, target_sha FROM verdicts WHERE task_id = ?1 AND gate = ?2

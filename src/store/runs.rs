@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::Db;
 use crate::host;
+use crate::owner::OwnerId;
 
 /// What the runner records before the command may exec. The owner (this process), host, boot,
 /// pid namespace and start times are filled in by `Db::insert_run`.
@@ -52,6 +53,19 @@ pub struct RunRow {
     pub evidence: Option<String>,
     pub budget_tip: Option<String>,
     pub published_tip: Option<String>,
+}
+
+impl RunRow {
+    /// The identity of the orch process that owns the run.
+    pub fn owner_id(&self) -> OwnerId {
+        OwnerId {
+            pid: self.owner_pid,
+            pid_start: self.owner_pid_start,
+            host: self.host.clone(),
+            boot_id: self.boot_id.clone(),
+            pid_ns: self.pid_ns.clone(),
+        }
+    }
 }
 
 pub(super) const RUN_COLUMNS: &str =

@@ -132,7 +132,7 @@ impl Db<'_> {
               ORDER BY id DESC LIMIT 1",
         )?;
         let mut out = Vec::new();
-        for gate in crate::gates::GateKind::ALL {
+        for gate in crate::outcome::GateKind::ALL {
             let row = stmt
                 .query_row([gate.name()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()

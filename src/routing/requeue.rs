@@ -14,16 +14,18 @@ use serde::Serialize;
 
 use crate::alerts::{self, Alert};
 use crate::config::Config;
+use crate::counter::Counter;
 use crate::error::Exit;
 use crate::host;
+use crate::outcome::{GateKind, Outcome};
 use crate::stages::Edge;
-use crate::store::{Db, Expected, RequeueRow, Task};
+use crate::store::{Db, Expected, NewGateEvent, RequeueKind, RequeueRow, Task};
 
 /// What routing an infra or lock-busy outcome did.
 #[derive(Clone, Debug, Serialize)]
 pub struct Requeued {
-    /// `deferred`, `infra-requeued` or `exhausted`.
-    pub outcome: &'static str,
+    /// `deferred`, `infra-requeued`, `exhausted` (or `no-proof`, for a HOLD without proof).
+    pub outcome: Outcome,
     /// This attempt's number, and the number of attempts the budget allows.
     pub attempt: i64,
     pub of: i64,
@@ -35,16 +37,24 @@ pub struct Requeued {
     pub exit: Exit,
 }
 
-/// The edge name as budgets and gate events record it.
-pub fn edge_name(edge: Edge) -> String {
-    format!("{}->{}", edge.from, edge.to)
+/// Everything routing needs about the failed step, read inside the routing transaction.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteCx<'a> {
+    pub config: &'a Config,
+    /// The task as the routing transaction reads it.
+    pub task: &'a Task,
+    /// What the writes must still find (the CAS condition).
+    pub expected: Expected<'a>,
+    pub edge: Edge,
+    pub gate: GateKind,
+    pub budget_key: &'a BudgetKey,
+    /// Who routes: the actor of the step, `orch reap`, …
+    pub actor: &'a str,
 }
 
 fn due_row(
-    task: &Task,
-    budget_key: &BudgetKey,
-    edge: Edge,
-    kind: &str,
+    cx: &RouteCx,
+    kind: RequeueKind,
     attempt: i64,
     reason: &str,
     delay: Duration,
@@ -52,10 +62,10 @@ fn due_row(
     let now = host::wall_ms();
     let delay_ms = delay.as_millis() as i64;
     RequeueRow {
-        task_id: task.id.clone(),
-        from_stage: edge.from.as_str().into(),
-        to_stage: edge.to.as_str().into(),
-        kind: kind.into(),
+        task_id: cx.task.id.clone(),
+        from_stage: cx.edge.from,
+        to_stage: cx.edge.to,
+        kind,
         attempt,
         reason: reason.into(),
         due_at: now + delay_ms,
@@ -63,8 +73,8 @@ fn due_row(
         boot_id: host::boot_id().into(),
         created_at: now,
         claimed_at: None,
-        budget_tip: Some(budget_key.tip.clone()),
-        published_tip: budget_key.published.clone(),
+        budget_tip: Some(cx.budget_key.tip.clone()),
+        published_tip: cx.budget_key.published.clone(),
     }
 }
 
@@ -77,53 +87,24 @@ pub struct BudgetKey {
 }
 
 /// Lock-busy: a deferral while any remain, else an infra attempt.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the routing context, spelled out"
-)]
-pub fn defer_or_infra(
-    db: &Db,
-    config: &Config,
-    task: &Task,
-    expected: Expected,
-    edge: Edge,
-    gate: &str,
-    budget_key: &BudgetKey,
-    reason: &str,
-    actor: &str,
-) -> Result<Requeued> {
-    let name = edge_name(edge);
-    let base_tip = budget_key.tip.as_str();
-    let budget = db.budget(&task.id, &name, base_tip)?;
-    let max = i64::from(config.merge_defer_max_attempts);
+pub fn defer_or_infra(db: &Db, cx: &RouteCx, reason: &str) -> Result<Requeued> {
+    let (task, edge) = (cx.task, cx.edge);
+    let base_tip = cx.budget_key.tip.as_str();
+    let budget = db.budget(&task.id, edge, base_tip)?;
+    let max = i64::from(cx.config.merge_defer_max_attempts);
     if budget.deferrals < max {
-        let spent = db.spend_budget(&task.id, &name, base_tip, 0, 1)?;
-        let row = due_row(
-            task,
-            budget_key,
-            edge,
-            "deferral",
-            spent.deferrals,
-            reason,
-            config.merge_defer_delay,
-        );
+        let spent = db.spend_budget(&task.id, edge, base_tip, 0, 1)?;
+        let delay = cx.config.merge_defer_delay;
+        let row = due_row(cx, RequeueKind::Deferral, spent.deferrals, reason, delay);
         db.put_requeue(&row)?;
-        db.insert_gate_event(
-            &task.id,
-            &name,
-            gate,
-            "deferred",
-            Some(&format!(
-                "lock-busy: {reason}; deferral {} of {max}, due in {}s",
-                spent.deferrals,
-                config.merge_defer_delay.as_secs()
-            )),
-            None,
-            host::wall_ms(),
-        )?;
-        db.count(&format!("gates.{gate}.deferred"), 1)?;
+        let detail = format!(
+            "lock-busy: {reason}; deferral {} of {max}, due in {}s",
+            spent.deferrals,
+            delay.as_secs()
+        );
+        record(db, cx, Outcome::Deferred, &detail, host::wall_ms())?;
         return Ok(Requeued {
-            outcome: "deferred",
+            outcome: Outcome::Deferred,
             attempt: spent.deferrals,
             of: max,
             due_at: Some(row.due_at),
@@ -133,59 +114,32 @@ pub fn defer_or_infra(
     }
     route_infra(
         db,
-        config,
-        task,
-        expected,
-        edge,
-        gate,
-        budget_key,
+        cx,
         &format!("lock-busy after {max} deferrals: {reason}"),
-        actor,
     )
 }
 
 /// Spends one infra attempt: a re-queue with backoff, or on exhaustion one alert and a HOLD.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the routing context, spelled out"
-)]
-pub fn route_infra(
-    db: &Db,
-    config: &Config,
-    task: &Task,
-    expected: Expected,
-    edge: Edge,
-    gate: &str,
-    budget_key: &BudgetKey,
-    reason: &str,
-    actor: &str,
-) -> Result<Requeued> {
-    let name = edge_name(edge);
-    let base_tip = budget_key.tip.as_str();
-    let spent = db.spend_budget(&task.id, &name, base_tip, 1, 0)?;
+pub fn route_infra(db: &Db, cx: &RouteCx, reason: &str) -> Result<Requeued> {
+    let (task, edge, gate) = (cx.task, cx.edge, cx.gate);
+    let name = edge.name();
+    let base_tip = cx.budget_key.tip.as_str();
+    let spent = db.spend_budget(&task.id, edge, base_tip, 1, 0)?;
     let attempt = spent.infra_attempts;
-    let max = i64::from(config.merge_infra_retry_max);
+    let max = i64::from(cx.config.merge_infra_retry_max);
     let of = max + 1;
     let now = host::wall_ms();
     if attempt <= max {
-        let delay = config.merge_infra_backoff * 2u32.saturating_pow((attempt - 1) as u32);
-        let row = due_row(task, budget_key, edge, "infra", attempt, reason, delay);
+        let delay = cx.config.merge_infra_backoff * 2u32.saturating_pow((attempt - 1) as u32);
+        let row = due_row(cx, RequeueKind::Infra, attempt, reason, delay);
         db.put_requeue(&row)?;
-        db.insert_gate_event(
-            &task.id,
-            &name,
-            gate,
-            "infra-requeued",
-            Some(&format!(
-                "attempt {attempt} of {of}: {reason}; due in {}s",
-                delay.as_secs()
-            )),
-            None,
-            now,
-        )?;
-        db.count(&format!("gates.{gate}.infra_requeued"), 1)?;
+        let detail = format!(
+            "attempt {attempt} of {of}: {reason}; due in {}s",
+            delay.as_secs()
+        );
+        record(db, cx, Outcome::InfraRequeued, &detail, now)?;
         return Ok(Requeued {
-            outcome: "infra-requeued",
+            outcome: Outcome::InfraRequeued,
             attempt,
             of,
             due_at: Some(row.due_at),
@@ -195,10 +149,10 @@ pub fn route_infra(
     }
     let hold_reason =
         format!("infra retries exhausted on {name} (attempt {attempt} of {of}): {reason}");
-    db.mark_budget_exhausted(&task.id, &name, base_tip, now)?;
+    db.mark_budget_exhausted(&task.id, edge, base_tip, now)?;
     db.delete_requeue(&task.id)?;
-    db.set_hold(Some(expected), &task.id, &hold_reason, actor, now)?;
-    db.count("holds.raised", 1)?;
+    db.set_hold(Some(cx.expected), &task.id, &hold_reason, cx.actor, now)?;
+    db.count(Counter::HoldsRaised, 1)?;
     // One alert per episode: a release starts a new one, even on the same branch tip.
     let episode = db.releases(&task.id)?;
     let key = format!("infra-exhausted/{}/{name}/{base_tip}/{episode}", task.id);
@@ -211,26 +165,31 @@ pub fn route_infra(
             repo: task.repo.clone(),
             stage: task.stage.as_str().into(),
             summary: hold_reason.clone(),
-            detail: serde_json::json!({ "edge": name, "gate": gate, "base_tip": base_tip, "attempts": attempt }),
+            detail: serde_json::json!({ "edge": name, "gate": gate.name(), "base_tip": base_tip, "attempts": attempt }),
             at: crate::ui::timestamp(now),
         },
     )?;
-    db.insert_gate_event(
-        &task.id,
-        &name,
-        gate,
-        "exhausted",
-        Some(&hold_reason),
-        None,
-        now,
-    )?;
-    db.count(&format!("gates.{gate}.exhausted"), 1)?;
+    record(db, cx, Outcome::Exhausted, &hold_reason, now)?;
     Ok(Requeued {
-        outcome: "exhausted",
+        outcome: Outcome::Exhausted,
         attempt,
         of,
         due_at: None,
         alert_key: Some(key),
         exit: Exit::Exhausted,
     })
+}
+
+/// The gate event and the per-gate counter of what routing did.
+fn record(db: &Db, cx: &RouteCx, outcome: Outcome, detail: &str, at: i64) -> Result<()> {
+    db.insert_gate_event(&NewGateEvent {
+        task_id: &cx.task.id,
+        edge: cx.edge,
+        gate: cx.gate,
+        outcome,
+        detail: Some(detail),
+        run_id: None,
+        at,
+    })?;
+    db.count(Counter::Gate(cx.gate, outcome), 1)
 }

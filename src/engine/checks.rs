@@ -1,0 +1,193 @@
+//! The contract's order of checks, written once and used by every entry point (`advance`,
+//! `advance --next`, `merge-gate retest`).
+//!
+//! The first failing check decides: task exists (3) → event id already seen (0, its first
+//! outcome reported) → the edge `(expect or current) → to` is in the table (5) → HOLD (6) → due
+//! time of a re-queued edge (11 unless `--force`) → lease (4) → CAS (4). The lease and the CAS are
+//! checked again inside the transactions that take the lease and write the stage.
+
+use anyhow::Result;
+
+use super::report::{
+    busy, changing_hands, held, illegal, load_task, moved_on, reclaim_blocked, AdvanceReport,
+    AdvanceRequest,
+};
+use crate::config::Config;
+use crate::counter::Counter;
+use crate::error::{failure, Exit};
+use crate::lease::{self, Acquire, HeldLease};
+use crate::owner::{Claimant, Holder};
+use crate::routing;
+use crate::stages::{find_edge, Edge};
+use crate::store::{Db, EventRecord, Store, Task};
+
+/// Which entry point runs the checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// `orch advance ID --to S`.
+    Advance,
+    /// `orch merge-gate retest ID`: always the edge `deploy-staging → deploy`.
+    MergeGate,
+    /// `orch advance --next`: the edge of a claimed re-queue, forced, with no event id.
+    Next,
+}
+
+/// What the checks up to the lease found.
+pub(crate) enum Checked {
+    /// The event id was already processed: report its first outcome, do nothing.
+    Duplicate(AdvanceReport),
+    /// Every check passed: the task as seen, and the edge to run.
+    Go { snap: Task, edge: Edge },
+}
+
+/// Runs the checks up to the lease, in the contract's order.
+pub(crate) fn check(
+    store: &mut Store,
+    config: &Config,
+    req: &AdvanceRequest,
+    entry: Entry,
+) -> Result<Checked> {
+    let snap = load_task(&store.read(), &req.task_id)?;
+    if let Some(event) = seen_event(&store.read(), req.event_id.as_deref())? {
+        return Ok(Checked::Duplicate(AdvanceReport::duplicate(&snap, event)));
+    }
+    let from = req.expect.unwrap_or(snap.stage);
+    let edge = find_edge(from, req.to).ok_or_else(|| illegal(from, req.to))?;
+    if snap.is_held() {
+        return Err(held(&snap));
+    }
+    check_due(&store.read(), &snap, edge, req.force)?;
+    // The lease before the CAS: a live holder is named even when the task has also moved.
+    if config.lease_applies(&snap.repo) {
+        if let Some(row) = store.read().lease(&snap.id)? {
+            if row.judge(&Claimant::current("")) == Holder::Alive {
+                store.write(|db| db.count(Counter::LeaseBusy, 1))?;
+                return Err(busy(&row));
+            }
+        }
+    }
+    // A task that is not where the caller expects it has lost its CAS already; under the
+    // kill-switch `advance` writes unconditionally, so it is not refused here.
+    let guarded = config.lease_applies(&snap.repo) || entry == Entry::MergeGate;
+    if guarded && snap.stage != from {
+        if entry != Entry::Next {
+            store.write(|db| db.count(Counter::LeaseCasLost, 1))?;
+        }
+        return Err(match entry {
+            Entry::MergeGate => failure(
+                Exit::LostRace,
+                format!(
+                    "task `{}` is at `{}` (version {}), not `{}`: the merge gate guards `{edge}`",
+                    snap.id, snap.stage, snap.version, edge.from
+                ),
+            ),
+            Entry::Advance | Entry::Next => moved_on(&req.task_id, Some(snap), from),
+        });
+    }
+    Ok(Checked::Go { snap, edge })
+}
+
+fn seen_event(db: &Db, event_id: Option<&str>) -> Result<Option<EventRecord>> {
+    event_id
+        .map(|e| db.event(e))
+        .transpose()
+        .map(Option::flatten)
+}
+
+/// Exit 11 when the edge is re-queued and not due yet (unless forced).
+fn check_due(db: &Db, task: &Task, edge: Edge, force: bool) -> Result<()> {
+    let Some(requeue) = db.requeue(&task.id)? else {
+        return Ok(());
+    };
+    let due_in = requeue.due_in_ms();
+    if force || due_in <= 0 || !requeue.is_of(edge) {
+        return Ok(());
+    }
+    Err(failure(
+        Exit::Infra,
+        format!(
+            "task `{}`: {} is re-queued ({} {}: {}) and due in {}s, at {} (hint: `orch advance --next` runs it when due; --force runs it now)",
+            task.id,
+            edge,
+            requeue.kind,
+            requeue.attempt,
+            requeue.reason,
+            (due_in + 999) / 1000,
+            crate::ui::timestamp(requeue.due_at)
+        ),
+    ))
+}
+
+/// What taking the lease for a gated step came to.
+pub(crate) enum Taken {
+    Held(HeldLease),
+    /// The event id was processed while this actor was getting here.
+    Duplicate(EventRecord),
+}
+
+/// Takes the task's lease for a gated step (or the unguarded stand-in), re-checking the event id
+/// and the CAS condition in the same transaction. A dead holder's runs are finished first.
+pub(crate) fn take_lease(
+    store: &mut Store,
+    config: &Config,
+    snap: &Task,
+    me: &Claimant,
+    event_id: Option<&str>,
+) -> Result<Taken> {
+    enum Step {
+        Duplicate(EventRecord),
+        Moved(Option<Task>),
+        Acquired(Acquire),
+    }
+    if !config.lease_applies(&snap.repo) {
+        if let Some(event) = seen_event(&store.read(), event_id)? {
+            return Ok(Taken::Duplicate(event));
+        }
+        return Ok(Taken::Held(HeldLease::unguarded(&snap.id)));
+    }
+    for _ in 0..3 {
+        // One transaction: the event id, the task still exactly where this actor saw it, and the
+        // lease. A task that moved on in between is a lost race before any gate starts.
+        let step = store.write(|db| {
+            if let Some(event) = seen_event(db, event_id)? {
+                return Ok(Step::Duplicate(event));
+            }
+            match db.task(&snap.id)? {
+                Some(t) if t.stage == snap.stage && t.version == snap.version && !t.is_held() => {}
+                other => {
+                    db.count(Counter::LeaseCasLost, 1)?;
+                    return Ok(Step::Moved(other));
+                }
+            }
+            Ok(Step::Acquired(lease::acquire(
+                db,
+                &snap.id,
+                me,
+                config.lease_ttl,
+            )?))
+        })?;
+        match step {
+            Step::Duplicate(event) => return Ok(Taken::Duplicate(event)),
+            Step::Moved(now) => return Err(moved_on(&snap.id, now, snap.stage)),
+            Step::Acquired(Acquire::Held(lease)) => return Ok(Taken::Held(lease)),
+            Step::Acquired(Acquire::Busy(row)) => return Err(busy(&row)),
+            Step::Acquired(Acquire::Reclaim(row)) => reclaim_holder(store, config, &row)?,
+        }
+    }
+    Err(changing_hands(&snap.id))
+}
+
+/// Finishes a dead lease holder's runs before its lease is taken over; exit 4 when their
+/// processes could not be shown finished.
+pub(crate) fn reclaim_holder(
+    store: &mut Store,
+    config: &Config,
+    row: &crate::store::LeaseRow,
+) -> Result<()> {
+    let why = format!("lease holder {} is dead", row.describe());
+    if routing::finish_runs_of_dead_holder(store, config, &row.owner_id(), &why)? {
+        Ok(())
+    } else {
+        Err(reclaim_blocked(row))
+    }
+}

@@ -1,0 +1,129 @@
+//! The write of a transition: CAS (or the plain write), history row, event id and counters, in
+//! one transaction.
+
+use anyhow::Result;
+
+use super::checks::reclaim_holder;
+use super::edge::Step;
+use super::report::{busy, changing_hands, moved_on, AdvanceReport};
+use crate::config::Config;
+use crate::counter::Counter;
+use crate::error::Exit;
+use crate::gates::GateResult;
+use crate::host;
+use crate::lease::{self, Acquire, HeldLease};
+use crate::store::{EventRecord, Expected, LeaseRow, NewTransition, Store, Task};
+
+enum Written {
+    Report(AdvanceReport),
+    Duplicate(EventRecord),
+    Busy(LeaseRow),
+    Reclaim(LeaseRow),
+    Lost(Option<Task>),
+}
+
+/// Commits `step`'s transition. With `held == None` (a gate-less edge) the lease is taken, used
+/// by the CAS and released inside the one transaction: the write transaction is the exclusion.
+pub(crate) fn commit_transition(
+    store: &mut Store,
+    config: &Config,
+    step: &Step,
+    held: Option<&HeldLease>,
+    gates: Vec<GateResult>,
+) -> Result<AdvanceReport> {
+    let (req, snap, edge) = (step.req, &step.snap, step.edge);
+    let guarded = config.lease_applies(&snap.repo);
+    for _ in 0..3 {
+        let written = store.write(|db| {
+            if let Some(event_id) = &req.event_id {
+                if let Some(event) = db.event(event_id)? {
+                    return Ok(Written::Duplicate(event));
+                }
+            }
+            let now = host::wall_ms();
+            let (from, version, token) = if guarded {
+                let lease = match held {
+                    Some(lease) => lease.clone(),
+                    None => match lease::acquire(db, &snap.id, &step.me, config.lease_ttl)? {
+                        Acquire::Held(lease) => lease,
+                        Acquire::Busy(row) => return Ok(Written::Busy(row)),
+                        Acquire::Reclaim(row) => return Ok(Written::Reclaim(row)),
+                    },
+                };
+                let expected = Expected {
+                    task_id: &snap.id,
+                    stage: edge.from,
+                    version: snap.version,
+                    lease_token: Some(lease.token),
+                };
+                let moved =
+                    db.cas_stage(expected, edge.to, req.validated_sha.as_deref(), 0, now)?;
+                lease.release_in(db)?;
+                match moved {
+                    Some(version) => (edge.from, version, Some(lease.token)),
+                    None => {
+                        db.count(Counter::LeaseCasLost, 1)?;
+                        return Ok(Written::Lost(db.task(&snap.id)?));
+                    }
+                }
+            } else {
+                match db.plain_write_stage(
+                    &snap.id,
+                    edge.to,
+                    req.validated_sha.as_deref(),
+                    0,
+                    now,
+                )? {
+                    Some((from, version)) => (from, version, None),
+                    None => return Ok(Written::Lost(None)),
+                }
+            };
+            db.insert_transition(&NewTransition {
+                task_id: &snap.id,
+                from: Some(from),
+                to: edge.to,
+                version,
+                actor: &req.actor,
+                reason: req.reason.as_deref(),
+                lease_token: token,
+                at: now,
+            })?;
+            db.delete_requeue(&snap.id)?;
+            db.count(Counter::Transitions, 1)?;
+            let mut report = AdvanceReport::new(
+                snap,
+                "advanced",
+                Exit::Ok,
+                format!("{} {from} → {} (version {version})", snap.id, edge.to),
+            );
+            report.from = from;
+            report.stage = edge.to;
+            report.version = version;
+            report.lease_token = token;
+            report.guarded = guarded;
+            report.gates = gates.clone();
+            if let Some(event_id) = &req.event_id {
+                db.insert_event(
+                    event_id,
+                    &snap.id,
+                    "advance",
+                    0,
+                    &serde_json::to_value(&report)?,
+                    now,
+                )?;
+            }
+            Ok(Written::Report(report))
+        })?;
+        match written {
+            Written::Report(report) => {
+                crate::fault::point("advance.after_commit");
+                return Ok(report);
+            }
+            Written::Duplicate(event) => return Ok(AdvanceReport::duplicate(snap, event)),
+            Written::Busy(row) => return Err(busy(&row)),
+            Written::Lost(now) => return Err(moved_on(&snap.id, now, edge.from)),
+            Written::Reclaim(row) => reclaim_holder(store, config, &row)?,
+        }
+    }
+    Err(changing_hands(&snap.id))
+}

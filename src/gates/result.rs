@@ -1,0 +1,155 @@
+//! What a gate run yields (`GateResult`), what a gate needs while it runs (`GateCx`), and how a
+//! runner outcome becomes a verdict (`classify_run`). Routing a verdict is the engine's job.
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::lease::HeldLease;
+use crate::outcome::{GateKind, InfraKind, Outcome, Verdict};
+use crate::owner::Claimant;
+use crate::routing::BudgetKey;
+use crate::runner::{RunOutcome, RunResult};
+use crate::stages::Edge;
+use crate::store::{Store, Task};
+use crate::ui::Ui;
+
+/// One gate's result, as reported and routed.
+#[derive(Clone, Debug, Serialize)]
+pub struct GateResult {
+    pub gate: GateKind,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    pub outcome: Outcome,
+    pub classification: &'static str,
+    /// One line: why it passed, was skipped, or failed.
+    pub detail: String,
+    pub run_id: Option<i64>,
+    pub evidence: Option<serde_json::Value>,
+    /// The head the gate judged (the rebased branch tip, for the merge gate).
+    pub head: Option<String>,
+    /// The target commit it judged against.
+    pub target: Option<String>,
+    /// Who held the merge lock, when lock-busy.
+    pub lock_holder: Option<String>,
+}
+
+impl GateResult {
+    pub fn new(gate: GateKind, verdict: Verdict) -> GateResult {
+        GateResult {
+            gate,
+            outcome: verdict.outcome(),
+            classification: verdict.classification(),
+            detail: verdict.detail(),
+            verdict,
+            run_id: None,
+            evidence: None,
+            head: None,
+            target: None,
+            lock_holder: None,
+        }
+    }
+}
+
+/// Everything a gate needs while it runs under the task's lease.
+pub struct GateCx<'a> {
+    pub store: &'a mut Store,
+    pub config: &'a Config,
+    pub ui: Ui,
+    /// The task as it was when the lease was taken.
+    pub task: Task,
+    pub lease: HeldLease,
+    pub me: Claimant,
+    pub edge: Edge,
+    /// The branch tip before any rebase: the key of the edge's infra budget.
+    pub base_tip: Option<String>,
+    /// The head the merge gate judged (the rebased tip), for the gates after it.
+    pub head: Option<String>,
+    /// The budget key of this edge's pending re-queue, carried into this run.
+    pub carried: Option<BudgetKey>,
+    /// The rebased tip this run published as the task branch, if it did.
+    pub published: Option<String>,
+}
+
+impl GateCx<'_> {
+    /// Records the branch tip found before any rebase as the budget key — unless it is the tip
+    /// an earlier attempt of this re-queued edge started from or published itself: orch's own
+    /// rebase does not buy a fresh budget.
+    pub fn note_base_tip(&mut self, current: &str) {
+        let key = match &self.carried {
+            Some(carried)
+                if carried.tip == current || carried.published.as_deref() == Some(current) =>
+            {
+                carried.tip.clone()
+            }
+            _ => current.to_string(),
+        };
+        self.base_tip = Some(key);
+    }
+
+    /// The budget key routing uses.
+    pub fn budget_key(&self) -> BudgetKey {
+        BudgetKey {
+            tip: self.base_tip.clone().unwrap_or_else(|| "unknown".into()),
+            published: self
+                .published
+                .clone()
+                .or_else(|| self.carried.as_ref().and_then(|c| c.published.clone())),
+        }
+    }
+}
+
+/// `classify_retest_failure`: the runner's outcome as a gate verdict.
+pub fn classify_run(result: &RunResult) -> Verdict {
+    if result.aborted {
+        return Verdict::LeaseLost;
+    }
+    if result.run_id.is_some() && !result.finished_by_me {
+        // The reaper finished the row (tier 2: older than ORCH_REAPER_MAX_RUNNING_S) and killed the
+        // group; its routing lost to this live lease holder, so routing is ours: infra.
+        return Verdict::Infra {
+            kind: InfraKind::Other,
+            reason: "the reaper finished this run first (older than ORCH_REAPER_MAX_RUNNING_S) and killed its group".into(),
+        };
+    }
+    match &result.outcome {
+        RunOutcome::Passed => Verdict::Passed {
+            detail: format!("passed in {:.1}s", result.wall.as_secs_f64()),
+        },
+        RunOutcome::Red => Verdict::Red {
+            reason: format!(
+                "red (exit {}): {}",
+                result.exit_status.map_or("?".into(), |c| c.to_string()),
+                last_line(&result.output)
+            ),
+        },
+        RunOutcome::Timeout { evidence } => Verdict::Infra {
+            kind: InfraKind::Timeout,
+            reason: format!(
+                "timed out after {:.0}s wall: {} (load {:.2} on {} CPUs, the suite used {:.1} CPU-s)",
+                evidence.wall_s, evidence.verdict, evidence.load_1m, evidence.cpus, evidence.cpu_s
+            ),
+        },
+        RunOutcome::LockBusy => Verdict::Infra {
+            kind: InfraKind::LockBusy,
+            reason: "this host already runs ORCH_MAX_CONCURRENT_RUNS gate runs".into(),
+        },
+        RunOutcome::Other { reason } => Verdict::Infra {
+            kind: InfraKind::Other,
+            reason: reason.clone(),
+        },
+        RunOutcome::Cancelled { signal } => Verdict::Cancelled { signal: *signal },
+    }
+}
+
+/// The last non-empty line of a command's output (pytest's summary).
+pub fn last_line(output: &str) -> String {
+    output
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .chars()
+        .take(200)
+        .collect()
+}
