@@ -15,4 +15,5 @@ mod gates;
 mod merge_gate;
 mod metrics;
 mod reap;
+mod snapshots;
 mod torture;
