@@ -17,4 +17,5 @@ mod merge_gate;
 mod metrics;
 mod order;
 mod reap;
+mod snapshots;
 mod torture;

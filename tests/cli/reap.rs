@@ -75,7 +75,7 @@ impl Drop for Sleeper {
 }
 
 /// A pid and start time that no living process has: a process that has exited.
-fn dead_process() -> (i32, u64) {
+pub(crate) fn dead_process() -> (i32, u64) {
     let mut child = Command::new("sleep").arg("1000").spawn().unwrap();
     let pid = child.id() as i32;
     let start = pid_start_time(pid);
@@ -85,7 +85,7 @@ fn dead_process() -> (i32, u64) {
 }
 
 /// Where a planted run says it ran.
-struct Place {
+pub(crate) struct Place {
     host: String,
     boot: String,
     ns: String,
@@ -95,7 +95,7 @@ struct Place {
 }
 
 impl Place {
-    fn here() -> Place {
+    pub(crate) fn here() -> Place {
         Place {
             host: host::host_name().into(),
             boot: host::boot_id().into(),
@@ -107,7 +107,7 @@ impl Place {
 }
 
 /// Inserts an unfinished `runs` row by SQL; returns its id.
-fn plant_run(
+pub(crate) fn plant_run(
     sb: &Sandbox,
     task: Option<&str>,
     owner: (i32, u64),

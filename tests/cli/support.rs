@@ -23,7 +23,7 @@ pub struct Out {
 }
 
 impl Out {
-    fn from(output: Output) -> Out {
+    pub fn from(output: Output) -> Out {
         use std::os::unix::process::ExitStatusExt;
         Out {
             code: output
