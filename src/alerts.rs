@@ -17,7 +17,7 @@ use crate::store::{Db, PendingAlert, Store};
 
 /// What an alert says.
 #[derive(Clone, Debug, Serialize)]
-pub struct Alert {
+pub(crate) struct Alert {
     pub key: String,
     pub kind: String,
     pub task_id: String,
@@ -30,7 +30,7 @@ pub struct Alert {
 
 /// Writes the alert row in the caller's transaction. Returns whether it is new (a second raise of
 /// the same episode writes nothing).
-pub fn raise(db: &Db, alert: &Alert) -> Result<bool> {
+pub(crate) fn raise(db: &Db, alert: &Alert) -> Result<bool> {
     let payload = serde_json::to_string(alert)?;
     let new = db.insert_alert(
         &alert.key,
@@ -46,7 +46,7 @@ pub fn raise(db: &Db, alert: &Alert) -> Result<bool> {
 }
 
 /// Delivers one stored alert; records the attempt. Returns whether it was delivered.
-pub fn deliver(store: &mut Store, config: &Config, alert: &PendingAlert) -> Result<bool> {
+pub(crate) fn deliver(store: &mut Store, config: &Config, alert: &PendingAlert) -> Result<bool> {
     let result = send(config, &alert.payload);
     let now = host::wall_ms();
     store.write(|db| {
@@ -71,7 +71,11 @@ pub fn deliver(store: &mut Store, config: &Config, alert: &PendingAlert) -> Resu
 /// The reaper's re-delivery of a stored alert. The attempt is claimed first (a compare-and-swap
 /// on the attempt count it read), so two reapers never send the same attempt; the result is
 /// recorded after. `None` when another process attempted or delivered it first.
-pub fn redeliver(store: &mut Store, config: &Config, alert: &PendingAlert) -> Result<Option<bool>> {
+pub(crate) fn redeliver(
+    store: &mut Store,
+    config: &Config,
+    alert: &PendingAlert,
+) -> Result<Option<bool>> {
     if !store.write(|db| db.claim_alert_attempt(alert))? {
         return Ok(None);
     }
@@ -95,7 +99,7 @@ pub fn redeliver(store: &mut Store, config: &Config, alert: &PendingAlert) -> Re
 }
 
 /// Delivers the alert with this key if it is still undelivered.
-pub fn deliver_key(store: &mut Store, config: &Config, key: &str) -> Result<bool> {
+pub(crate) fn deliver_key(store: &mut Store, config: &Config, key: &str) -> Result<bool> {
     match store.read().alert_by_key(key)? {
         Some(alert) => deliver(store, config, &alert),
         None => Ok(true),

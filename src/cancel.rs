@@ -15,7 +15,7 @@ extern "C" fn record(signal: nix::libc::c_int) {
 
 /// Installs the recording handler for INT, TERM and HUP, except where orch inherited the signal
 /// ignored (e.g. under `nohup`): that choice is kept.
-pub fn install() {
+pub(crate) fn install() {
     let action = SigAction::new(
         SigHandler::Handler(record),
         SaFlags::SA_RESTART,
@@ -34,14 +34,9 @@ pub fn install() {
 }
 
 /// The signal received, if any.
-pub fn requested() -> Option<i32> {
+pub(crate) fn requested() -> Option<i32> {
     match RECEIVED.load(Ordering::SeqCst) {
         0 => None,
         signal => Some(signal),
     }
-}
-
-/// Records a signal the runner consumed itself (so later steps stop too).
-pub fn note(signal: i32) {
-    RECEIVED.store(signal, Ordering::SeqCst);
 }

@@ -19,7 +19,7 @@ const DRAIN: Duration = Duration::from_millis(500);
 
 /// How a helper process ended.
 #[derive(Debug)]
-pub struct Finished {
+pub(crate) struct Finished {
     /// `None` when the deadline passed (or orch was cancelled) and the group was killed.
     pub status: Option<ExitStatus>,
     pub stdout: Vec<u8>,
@@ -30,7 +30,7 @@ pub struct Finished {
 
 /// Runs `cmd` to completion within `deadline`, feeding `stdin`; kills its whole group on every
 /// path.
-pub fn run(
+pub(crate) fn run(
     mut cmd: Command,
     deadline: Duration,
     stdin: Option<&[u8]>,

@@ -17,7 +17,7 @@ use crate::Context;
 /// step and an operator racing on one task never contradict each other.
 #[derive(Debug, Parser)]
 #[command(name = "orch", version, about, long_about, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db].
     #[arg(long, global = true, value_name = "PATH")]
     pub db: Option<PathBuf>,
@@ -39,7 +39,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Register, inspect, hold and release tasks.
     #[command(subcommand)]
     Task(task::TaskCommand),
@@ -62,7 +62,7 @@ pub enum Command {
 }
 
 /// Runs one subcommand; returns the process exit code for outcomes that are not failures.
-pub fn dispatch(ctx: &Context, command: Command) -> Result<i32> {
+pub(crate) fn dispatch(ctx: &Context, command: Command) -> Result<i32> {
     match command {
         Command::Task(cmd) => task::run(ctx, cmd).map(|e| e.code()),
         Command::Advance(args) => advance::run(ctx, args).map(|e| e.code()),

@@ -58,7 +58,7 @@ struct Demo {
 }
 
 /// Runs the demo; returns the directory it left.
-pub fn run(quiet: bool) -> Result<PathBuf> {
+pub(crate) fn run(quiet: bool) -> Result<PathBuf> {
     let started = Instant::now();
     let base = std::env::temp_dir();
     let dir = base.join(format!(

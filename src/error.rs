@@ -83,10 +83,6 @@ impl Exit {
             Exit::Cancelled => "cancelled: orch received SIGINT/SIGTERM/SIGHUP; the run was killed, nothing routed, no budget spent",
         }
     }
-
-    pub fn from_code(code: i64) -> Option<Exit> {
-        Exit::ALL.into_iter().find(|e| i64::from(e.code()) == code)
-    }
 }
 
 /// A failure that ends a command with a specific exit code and one line of explanation.

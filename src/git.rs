@@ -17,7 +17,7 @@ const GIT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A git failure, with what git said.
 #[derive(Debug)]
-pub struct GitError {
+pub(crate) struct GitError {
     pub args: String,
     pub stderr: String,
     pub timed_out: bool,
@@ -37,12 +37,12 @@ impl std::error::Error for GitError {}
 
 /// A git repository or worktree on disk.
 #[derive(Clone, Debug)]
-pub struct Repo {
+pub(crate) struct Repo {
     pub dir: PathBuf,
 }
 
 impl Repo {
-    pub fn at(dir: impl Into<PathBuf>) -> Repo {
+    pub(crate) fn at(dir: impl Into<PathBuf>) -> Repo {
         Repo { dir: dir.into() }
     }
 
@@ -86,16 +86,16 @@ impl Repo {
     }
 
     /// Whether the directory is inside a git checkout.
-    pub fn is_checkout(&self) -> bool {
+    pub(crate) fn is_checkout(&self) -> bool {
         self.git(&["rev-parse", "--git-dir"]).is_ok()
     }
 
-    pub fn remotes(&self) -> Result<Vec<String>> {
+    pub(crate) fn remotes(&self) -> Result<Vec<String>> {
         Ok(self.git(&["remote"])?.lines().map(str::to_string).collect())
     }
 
     /// The commit a ref points at, or `None` when it does not exist.
-    pub fn resolve(&self, rev: &str) -> Result<Option<String>> {
+    pub(crate) fn resolve(&self, rev: &str) -> Result<Option<String>> {
         match self.git(&[
             "rev-parse",
             "--verify",
@@ -110,7 +110,7 @@ impl Repo {
 
     /// Fetches the target and the task branch from `remote` into its remote-tracking refs.
     /// A task branch the remote does not have is not an error.
-    pub fn fetch(&self, remote: &str, target: &str, branch: &str) -> Result<()> {
+    pub(crate) fn fetch(&self, remote: &str, target: &str, branch: &str) -> Result<()> {
         self.git(&[
             "fetch",
             "--quiet",
@@ -129,14 +129,14 @@ impl Repo {
     }
 
     /// Adds a detached worktree at `path` checked out at `commit`.
-    pub fn add_detached_worktree(&self, path: &Path, commit: &str) -> Result<Repo> {
+    pub(crate) fn add_detached_worktree(&self, path: &Path, commit: &str) -> Result<Repo> {
         let path_str = path.to_string_lossy();
         self.git(&["worktree", "add", "--detach", "--quiet", &path_str, commit])?;
         Ok(Repo::at(path))
     }
 
     /// Removes a worktree this repository owns, and prunes stale worktree records.
-    pub fn remove_worktree(&self, path: &Path) -> Result<()> {
+    pub(crate) fn remove_worktree(&self, path: &Path) -> Result<()> {
         let path_str = path.to_string_lossy();
         let removed = self.git(&["worktree", "remove", "--force", &path_str]);
         if path.exists() {
@@ -147,12 +147,12 @@ impl Repo {
     }
 
     /// Prunes worktree records whose directories are gone.
-    pub fn prune_worktrees(&self) -> Result<()> {
+    pub(crate) fn prune_worktrees(&self) -> Result<()> {
         self.git(&["worktree", "prune"]).map(|_| ())
     }
 
     /// Rebases the checked-out (detached) HEAD onto `onto`.
-    pub fn rebase(&self, onto: &str) -> Result<RebaseResult> {
+    pub(crate) fn rebase(&self, onto: &str) -> Result<RebaseResult> {
         let identity = self.git(&["config", "user.email"]).unwrap_or_default();
         let config: &[&str] = if identity.is_empty() {
             &["user.name=orch merge gate", "user.email=orch@localhost"]
@@ -177,12 +177,12 @@ impl Repo {
         }
     }
 
-    pub fn head(&self) -> Result<String> {
+    pub(crate) fn head(&self) -> Result<String> {
         self.git(&["rev-parse", "HEAD"])
     }
 
     /// Whether `commit` is an ancestor of (or equal to) `of`.
-    pub fn is_ancestor(&self, commit: &str, of: &str) -> Result<bool> {
+    pub(crate) fn is_ancestor(&self, commit: &str, of: &str) -> Result<bool> {
         match self.git(&["merge-base", "--is-ancestor", commit, of]) {
             Ok(_) => Ok(true),
             Err(e)
@@ -197,7 +197,7 @@ impl Repo {
 
     /// Moves the task branch to `new` on `remote`, only if the remote still has `old` there
     /// (`old = None`: only if the branch does not exist yet). INV-4: refuses the target branch.
-    pub fn push_task_branch(
+    pub(crate) fn push_task_branch(
         &self,
         remote: &str,
         branch: &str,
@@ -226,7 +226,7 @@ impl Repo {
     }
 
     /// Moves the local task branch to `new` only if it is still at `old`. Refuses the target.
-    pub fn update_task_branch(
+    pub(crate) fn update_task_branch(
         &self,
         branch: &str,
         target: &str,
@@ -243,7 +243,7 @@ impl Repo {
 
 /// What a rebase did.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RebaseResult {
+pub(crate) enum RebaseResult {
     /// Rebased (or already up to date): the new HEAD.
     Done(String),
     /// Unmerged paths; the rebase was aborted.
@@ -251,11 +251,11 @@ pub enum RebaseResult {
 }
 
 /// Whether `dir` is inside a git checkout.
-pub fn is_checkout(dir: &Path) -> bool {
+pub(crate) fn is_checkout(dir: &Path) -> bool {
     Repo::at(dir).is_checkout()
 }
 
 /// The names of the checkout's remotes.
-pub fn remotes(dir: &Path) -> Result<Vec<String>> {
+pub(crate) fn remotes(dir: &Path) -> Result<Vec<String>> {
     Repo::at(dir).remotes()
 }

@@ -34,7 +34,7 @@ impl LeaseRow {
 
 /// The outcome of asking for a task's lease.
 #[derive(Clone, Debug)]
-pub enum Acquire {
+pub(crate) enum Acquire {
     /// The caller holds the lease with this token.
     Held(HeldLease),
     /// A live holder has it; nothing was written but the `busy` counter.
@@ -46,7 +46,7 @@ pub enum Acquire {
 
 /// A lease this process holds.
 #[derive(Clone, Debug, Serialize)]
-pub struct HeldLease {
+pub(crate) struct HeldLease {
     pub task_id: String,
     pub token: i64,
     /// The reason the previous holder was judged dead, when this acquisition took it over.
@@ -61,13 +61,13 @@ pub struct HeldLease {
 ///
 /// Re-entry by the same process returns its token; a dead holder's row is replaced (a fresh
 /// token); a live holder is never usurped.
-pub fn acquire(db: &Db, task_id: &str, me: &Claimant, ttl: Duration) -> Result<Acquire> {
+pub(crate) fn acquire(db: &Db, task_id: &str, me: &Claimant, ttl: Duration) -> Result<Acquire> {
     acquire_inner(db, task_id, me, ttl, true)
 }
 
 /// `acquire` for the routing of a run that was just finished: the caller is itself finishing
 /// the dead holder's runs, so their being open does not stop it.
-pub fn acquire_for_reclaim(
+pub(crate) fn acquire_for_reclaim(
     db: &Db,
     task_id: &str,
     me: &Claimant,
@@ -139,7 +139,7 @@ fn acquire_inner(
 impl HeldLease {
     /// The stand-in for a lease when the lease does not apply (kill-switch or out of scope):
     /// renewals and re-checks always succeed, and CAS writes are plain.
-    pub fn unguarded(task_id: &str) -> HeldLease {
+    pub(crate) fn unguarded(task_id: &str) -> HeldLease {
         HeldLease {
             task_id: task_id.to_string(),
             token: 0,
@@ -150,13 +150,13 @@ impl HeldLease {
     }
 
     /// The token a CAS must require, if any.
-    pub fn cas_token(&self) -> Option<i64> {
+    pub(crate) fn cas_token(&self) -> Option<i64> {
         (!self.unguarded).then_some(self.token)
     }
 
     /// Extends the lease, retrying while the database is busy. `false` means the token is gone:
     /// the caller must stop its run and exit 4.
-    pub fn renew(&self, store: &mut Store, ttl: Duration) -> Result<bool> {
+    pub(crate) fn renew(&self, store: &mut Store, ttl: Duration) -> Result<bool> {
         if self.unguarded {
             return Ok(true);
         }
@@ -173,7 +173,7 @@ impl HeldLease {
     }
 
     /// Whether the token still holds the lease (checked before each irreversible step).
-    pub fn still_held(&self, db: &Db) -> Result<bool> {
+    pub(crate) fn still_held(&self, db: &Db) -> Result<bool> {
         if self.unguarded {
             return Ok(true);
         }
@@ -184,7 +184,7 @@ impl HeldLease {
 
     /// Gives the lease up inside the caller's transaction (a no-op when re-entered: the outer
     /// holder releases it).
-    pub fn release_in(&self, db: &Db) -> Result<()> {
+    pub(crate) fn release_in(&self, db: &Db) -> Result<()> {
         if !self.reentered && !self.unguarded {
             db.delete_lease(&self.task_id, self.token)?;
         }

@@ -4,36 +4,36 @@
 //! durable per-task transition lease and the expected-stage-and-version compare-and-swap. Data
 //! flows one way: command → engine (stage table, lease, gates) → store.
 
-pub mod alerts;
-pub mod cancel;
-pub mod child;
-pub mod cli;
-pub mod commands;
+mod alerts;
+mod cancel;
+mod child;
+mod cli;
+mod commands;
 pub mod completions;
 pub mod config;
-pub mod counter;
-pub mod demo;
-pub mod engine;
+mod counter;
+mod demo;
+mod engine;
 pub mod env_example;
 pub mod error;
 pub mod fault;
-pub mod gates;
-pub mod git;
+mod gates;
+mod git;
 pub mod host;
-pub mod lease;
+mod lease;
 pub mod manpage;
-pub mod merge_lock;
-pub mod metrics;
-pub mod outcome;
-pub mod owner;
-pub mod queue;
-pub mod reaper;
-pub mod reclaim;
-pub mod routing;
+mod merge_lock;
+mod metrics;
+mod outcome;
+mod owner;
+mod queue;
+mod reaper;
+mod reclaim;
+mod routing;
 pub mod runner;
-pub mod stages;
+mod stages;
 pub mod store;
-pub mod ui;
+mod ui;
 
 use clap::Parser;
 

@@ -17,7 +17,7 @@ use crate::store::{MergeLockRow, Store};
 
 /// The outcome of one attempt at a repository's merge lock.
 #[derive(Clone, Debug)]
-pub enum LockAttempt {
+pub(crate) enum LockAttempt {
     Held,
     /// Another live holder has it (described in one line).
     Busy(String),
@@ -44,7 +44,7 @@ impl MergeLockRow {
 }
 
 /// One attempt at `repo`'s merge lock for the task whose lease `lease` is.
-pub fn try_acquire(
+pub(crate) fn try_acquire(
     store: &mut Store,
     config: &Config,
     repo: &str,
@@ -87,13 +87,13 @@ pub fn try_acquire(
 }
 
 /// Renews the lock with the lease; `false` when the lock is no longer this lease's.
-pub fn renew(store: &mut Store, repo: &str, lease: &HeldLease) -> Result<bool> {
+pub(crate) fn renew(store: &mut Store, repo: &str, lease: &HeldLease) -> Result<bool> {
     store.write_retrying(|db| {
         db.renew_merge_lock(repo, lease.token, host::wall_ms(), host::boot_ms())
     })
 }
 
 /// Releases the lock if this lease still holds it.
-pub fn release(store: &mut Store, repo: &str, lease: &HeldLease) -> Result<()> {
+pub(crate) fn release(store: &mut Store, repo: &str, lease: &HeldLease) -> Result<()> {
     store.write_retrying(|db| db.delete_merge_lock(repo, lease.token).map(|_| ()))
 }

@@ -17,7 +17,7 @@ use crate::queue::QueueView;
 
 /// Which text format to write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Exposition {
+pub(crate) enum Exposition {
     /// The Prometheus text format 0.0.4: counter families carry their `_total` name.
     Prometheus,
     /// OpenMetrics 1.0: counter families are named without `_total`; the text ends in `# EOF`.
@@ -26,14 +26,14 @@ pub enum Exposition {
 
 /// Whether a family only ever goes up (across every process, for the life of the database).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MetricType {
+pub(crate) enum MetricType {
     Counter,
     Gauge,
 }
 
 /// One metric family: a name, its HELP text, its type and its samples.
 #[derive(Clone, Debug)]
-pub struct Family {
+pub(crate) struct Family {
     /// The family name; a counter's samples add `_total` to it.
     pub name: String,
     pub help: &'static str,
@@ -43,7 +43,7 @@ pub struct Family {
 
 /// One sample of a family.
 #[derive(Clone, Debug)]
-pub struct Sample {
+pub(crate) struct Sample {
     pub labels: Vec<(&'static str, String)>,
     pub value: f64,
 }
@@ -112,7 +112,7 @@ fn flag(b: bool) -> f64 {
 }
 
 /// Every family of the view, block by block in the order of `orch queue --json`.
-pub fn families(view: &QueueView) -> Vec<Family> {
+pub(crate) fn families(view: &QueueView) -> Vec<Family> {
     let mut f = Families::default();
     stages(&mut f, view);
     history(&mut f, view);
@@ -207,7 +207,7 @@ fn history(f: &mut Families, view: &QueueView) {
 
 fn alerts(f: &mut Families, view: &QueueView) {
     f.counter("alerts_raised", "Alerts raised.")
-        .value(view.alerts.total as f64);
+        .value(view.alerts.raised as f64);
     f.counter(
         "alerts_delivered",
         "Deliveries ORCH_ALERT_CMD accepted, re-deliveries included.",
@@ -526,7 +526,7 @@ fn coverage(f: &mut Families, view: &QueueView) {
 }
 
 /// The families as text in `format`; every line ends in a newline.
-pub fn render(families: &[Family], format: Exposition) -> String {
+pub(crate) fn render(families: &[Family], format: Exposition) -> String {
     let mut out = String::new();
     for family in families {
         // Prometheus text describes a counter by its sample name; OpenMetrics by the family's.

@@ -100,7 +100,7 @@ const DONE_EDGE: Edge = Edge {
 /// Why an infra outcome happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum InfraKind {
+pub(crate) enum InfraKind {
     Timeout,
     LockBusy,
     Other,
@@ -237,7 +237,7 @@ fn unknown(what: &str, name: &str) -> Box<dyn std::error::Error + Send + Sync> {
 /// What one gate decided.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "verdict", rename_all = "kebab-case")]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Passed {
         detail: String,
     },
@@ -264,7 +264,7 @@ pub enum Verdict {
 
 impl Verdict {
     /// The outcome recorded in `gate_events` and the counters.
-    pub fn outcome(&self) -> Outcome {
+    pub(crate) fn outcome(&self) -> Outcome {
         match self {
             Verdict::Passed { .. } => Outcome::Passed,
             Verdict::Skipped { .. } => Outcome::Skipped,
@@ -289,7 +289,7 @@ impl Verdict {
 
     /// `passed`, `red`, `infra`, `cancelled`, `no-proof` or `lost-race`: how the outcome is
     /// routed, as reports name it.
-    pub fn classification(&self) -> &'static str {
+    pub(crate) fn classification(&self) -> &'static str {
         match self {
             Verdict::Passed { .. } | Verdict::Skipped { .. } => "passed",
             Verdict::Red { .. } => "red",
@@ -301,11 +301,11 @@ impl Verdict {
     }
 
     /// Whether the gate let the edge go on (a pass or a skip).
-    pub fn is_pass(&self) -> bool {
+    pub(crate) fn is_pass(&self) -> bool {
         matches!(self, Verdict::Passed { .. } | Verdict::Skipped { .. })
     }
 
-    pub fn detail(&self) -> String {
+    pub(crate) fn detail(&self) -> String {
         match self {
             Verdict::Passed { detail } => detail.clone(),
             Verdict::Skipped { why } => why.clone(),

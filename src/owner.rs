@@ -43,17 +43,6 @@ impl Claimant {
             pid_start,
         }
     }
-
-    /// This process's identity, as a row records it.
-    pub fn id(&self) -> OwnerId {
-        OwnerId {
-            pid: self.pid,
-            pid_start: self.pid_start,
-            host: host::host_name().to_string(),
-            boot_id: host::boot_id().to_string(),
-            pid_ns: host::pid_namespace().to_string(),
-        }
-    }
 }
 
 /// What a row's holder is, seen from here now.
@@ -87,7 +76,7 @@ impl Expiry {
 }
 
 /// Judges a recorded holder (a lease's, a merge lock's) from here.
-pub fn judge(holder: &OwnerId, expiry: Expiry, me: &Claimant) -> Holder {
+pub(crate) fn judge(holder: &OwnerId, expiry: Expiry, me: &Claimant) -> Holder {
     match holder.locality() {
         Locality::Here if holder.pid == me.pid && holder.pid_start == me.pid_start => Holder::Mine,
         Locality::Here => match host::why_dead(holder.pid, holder.pid_start) {

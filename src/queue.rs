@@ -15,7 +15,7 @@ use crate::store::{AlertRow, Db, OpenRun, RequeueKind};
 
 /// Every block of `orch queue`.
 #[derive(Debug, Serialize)]
-pub struct QueueView {
+pub(crate) struct QueueView {
     pub generated_at: i64,
     pub stages: Vec<StageBlock>,
     pub history: HistoryBlock,
@@ -32,7 +32,7 @@ pub struct QueueView {
 }
 
 #[derive(Debug, Serialize)]
-pub struct GateBlock {
+pub(crate) struct GateBlock {
     #[serde(flatten)]
     pub outcomes: std::collections::BTreeMap<String, i64>,
     pub infra_requeued: i64,
@@ -43,7 +43,7 @@ pub struct GateBlock {
 }
 
 #[derive(Debug, Serialize)]
-pub struct CoverageView {
+pub(crate) struct CoverageView {
     pub repo: String,
     pub task_id: String,
     pub percent: f64,
@@ -53,7 +53,7 @@ pub struct CoverageView {
 }
 
 #[derive(Debug, Serialize)]
-pub struct MergeGateBlock {
+pub(crate) struct MergeGateBlock {
     pub config: MergeGateConfig,
     /// Gate outcomes: passed, skipped, red, timeout, lock-busy, other, cancelled.
     pub outcomes: std::collections::BTreeMap<String, i64>,
@@ -69,7 +69,7 @@ pub struct MergeGateBlock {
 }
 
 #[derive(Debug, Serialize)]
-pub struct MergeGateConfig {
+pub(crate) struct MergeGateConfig {
     pub retest_cmd: String,
     pub retest_timeout_s: u64,
     pub skip_when_current: bool,
@@ -81,7 +81,7 @@ pub struct MergeGateConfig {
 }
 
 #[derive(Debug, Serialize)]
-pub struct MergeLockView {
+pub(crate) struct MergeLockView {
     pub repo: String,
     pub task_id: String,
     pub owner: String,
@@ -90,7 +90,7 @@ pub struct MergeLockView {
 }
 
 #[derive(Debug, Serialize)]
-pub struct PendingRequeue {
+pub(crate) struct PendingRequeue {
     pub task_id: String,
     pub edge: String,
     pub kind: RequeueKind,
@@ -102,7 +102,7 @@ pub struct PendingRequeue {
 }
 
 #[derive(Debug, Serialize)]
-pub struct StageBlock {
+pub(crate) struct StageBlock {
     pub stage: Stage,
     pub count: i64,
     pub held: i64,
@@ -111,7 +111,7 @@ pub struct StageBlock {
 }
 
 #[derive(Debug, Serialize)]
-pub struct LeaseBlock {
+pub(crate) struct LeaseBlock {
     pub enabled: bool,
     pub scope: String,
     pub leases: Vec<LiveLease>,
@@ -119,7 +119,7 @@ pub struct LeaseBlock {
 }
 
 #[derive(Debug, Serialize)]
-pub struct LiveLease {
+pub(crate) struct LiveLease {
     pub task_id: String,
     pub owner: String,
     pub owner_pid: i32,
@@ -131,7 +131,7 @@ pub struct LiveLease {
 }
 
 #[derive(Debug, Default, Serialize)]
-pub struct LeaseCounters {
+pub(crate) struct LeaseCounters {
     pub acquired: i64,
     pub busy: i64,
     pub taken_over: i64,
@@ -139,7 +139,7 @@ pub struct LeaseCounters {
 }
 
 #[derive(Debug, Serialize)]
-pub struct AlertsBlock {
+pub(crate) struct AlertsBlock {
     pub total: i64,
     pub undelivered: i64,
     /// Counters: alerts raised, deliveries that succeeded (re-deliveries included) and failed.
@@ -150,7 +150,7 @@ pub struct AlertsBlock {
 }
 
 #[derive(Debug, Serialize)]
-pub struct RunsBlock {
+pub(crate) struct RunsBlock {
     pub alive: Vec<RunView>,
     /// Runs finished by someone other than their owner (reaper or take-over).
     pub reaped: i64,
@@ -158,7 +158,7 @@ pub struct RunsBlock {
 
 /// The history's totals: tasks registered, stage changes, rollbacks, HOLDs raised.
 #[derive(Debug, Serialize)]
-pub struct HistoryBlock {
+pub(crate) struct HistoryBlock {
     pub tasks_added: i64,
     pub transitions: i64,
     pub rollbacks: i64,
@@ -166,14 +166,14 @@ pub struct HistoryBlock {
 }
 
 #[derive(Debug, Serialize)]
-pub struct RunView {
+pub(crate) struct RunView {
     #[serde(flatten)]
     pub run: OpenRun,
     pub age_s: i64,
 }
 
 /// Builds the view from one read snapshot.
-pub fn build(db: &Db, config: &Config) -> Result<QueueView> {
+pub(crate) fn build(db: &Db, config: &Config) -> Result<QueueView> {
     let now = host::wall_ms();
     let counts = db.stage_counts()?;
     let stages = Stage::ALL
@@ -351,7 +351,7 @@ fn gates_block(db: &Db) -> Result<std::collections::BTreeMap<String, GateBlock>>
 }
 
 /// The view as short aligned text.
-pub fn render_text(view: &QueueView) -> Vec<String> {
+pub(crate) fn render_text(view: &QueueView) -> Vec<String> {
     let mut out = vec!["stages".to_string()];
     out.push(format!(
         "  {:<14} {:>6} {:>5}  oldest",
@@ -504,4 +504,75 @@ pub fn render_text(view: &QueueView) -> Vec<String> {
     }
     out.extend(view.reaper.lines());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{families, render, Exposition};
+    use crate::store::Store;
+
+    /// Every counter orch writes is shown: in `orch queue` text and JSON, and in the metrics.
+    /// Each named counter gets a value no other number in the view has, so a counter that is
+    /// written but shown nowhere fails here; the per-gate counters are checked through the
+    /// `gates` block below.
+    #[test]
+    fn every_counter_written_is_shown_in_the_view_and_the_metrics() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orch.db");
+        let mut store = Store::open(&path).unwrap();
+        let value = |i: usize| 7_000_001 + i as i64 * 1_013;
+        store
+            .write(|db| {
+                for (i, counter) in Counter::ALL_NAMED.into_iter().enumerate() {
+                    db.count(counter, value(i))?;
+                }
+                for (i, gate) in GateKind::ALL.into_iter().enumerate() {
+                    for (j, outcome) in Outcome::VERDICTS
+                        .into_iter()
+                        .chain(Outcome::ROUTES)
+                        .enumerate()
+                    {
+                        db.count(Counter::Gate(gate, outcome), value(100 + i * 20 + j))?;
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+        let config = Config::load(&|_| None, Some(&path));
+        let view = build(&store.read(), &config).unwrap();
+        let json = serde_json::to_string(&view).unwrap();
+        let text = render_text(&view).join("\n");
+        let metrics = render(&families(&view), Exposition::Prometheus);
+        for (i, counter) in Counter::ALL_NAMED.into_iter().enumerate() {
+            let v = value(i).to_string();
+            assert!(
+                json.contains(&v),
+                "{} is not in `orch queue --json`",
+                counter.name()
+            );
+            assert!(
+                text.contains(&v),
+                "{} is not in `orch queue`",
+                counter.name()
+            );
+            assert!(
+                metrics.contains(&v),
+                "{} is not in the metrics",
+                counter.name()
+            );
+        }
+        for (i, gate) in GateKind::ALL.into_iter().enumerate() {
+            for (j, outcome) in Outcome::VERDICTS
+                .into_iter()
+                .chain(Outcome::ROUTES)
+                .enumerate()
+            {
+                let v = value(100 + i * 20 + j).to_string();
+                let name = Counter::Gate(gate, outcome).name();
+                assert!(json.contains(&v), "{name} is not in `orch queue --json`");
+                assert!(metrics.contains(&v), "{name} is not in the metrics");
+            }
+        }
+    }
 }

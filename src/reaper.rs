@@ -46,7 +46,7 @@ const START_TIME_MARGIN_MS: i64 = 10_000;
 /// Why a run is reaped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Tier {
+pub(crate) enum Tier {
     /// Tier 1: the owner, on this host, boot and pid namespace, is dead.
     OwnerDead,
     /// Tier 2: the run is older than `ORCH_REAPER_MAX_RUNNING_S`, its owner alive or not.
@@ -60,7 +60,7 @@ pub enum Tier {
 /// One thing a reap did (or, in a dry run, would do).
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
-pub enum Action {
+pub(crate) enum Action {
     /// A run finished `reaped`, its group killed under the signalling rule.
     ReapRun {
         run_id: i64,
@@ -112,7 +112,7 @@ pub enum Action {
 
 /// What one reap reclaimed, in numbers; stored as the `reaper_runs` row's summary.
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub reaped_runs: i64,
     pub kept_runs: i64,
     pub killed_processes: i64,
@@ -128,7 +128,7 @@ pub struct Summary {
 
 /// The result of `orch reap`.
 #[derive(Debug, Serialize)]
-pub struct ReapReport {
+pub(crate) struct ReapReport {
     pub enabled: bool,
     pub dry_run: bool,
     /// This reap's `reaper_runs` row (none for a dry run).
@@ -154,11 +154,6 @@ impl ReapReport {
         }
     }
 
-    /// The report of a reaper switched off by `ORCH_REAPER_ENABLED=false`.
-    pub fn disabled(config: &Config, dry_run: bool) -> ReapReport {
-        ReapReport::new(config, dry_run)
-    }
-
     fn push(&mut self, action: Action) {
         let s = &mut self.summary;
         match &action {
@@ -182,7 +177,7 @@ impl ReapReport {
 
     /// One line per action, then a summary line (left out with `quiet`, so cron stays silent
     /// when there is nothing to say).
-    pub fn lines(&self, quiet: bool) -> Vec<String> {
+    pub(crate) fn lines(&self, quiet: bool) -> Vec<String> {
         if !self.enabled {
             return vec!["reaper disabled (ORCH_REAPER_ENABLED=false); nothing done".into()];
         }
@@ -324,7 +319,7 @@ impl Action {
 
 /// Whether a reap acts or only says what it would do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Finish, drop, deliver, remove and prune.
     Reap,
     /// `--dry-run`: the same judgements on a read-only open; nothing written, nothing signalled.
@@ -332,7 +327,7 @@ pub enum Mode {
 }
 
 /// Runs one reap: the one sequence, in either mode.
-pub fn reap(config: &Config, dry_run: bool) -> Result<ReapReport> {
+pub(crate) fn reap(config: &Config, dry_run: bool) -> Result<ReapReport> {
     let mode = if dry_run { Mode::DryRun } else { Mode::Reap };
     let mut report = ReapReport::new(config, dry_run);
     if !config.reaper_enabled {
@@ -743,7 +738,7 @@ fn would_route(db: &Db, run: &RunRow) -> Result<String> {
 
 /// The `reaper` block of `orch queue`.
 #[derive(Debug, Serialize)]
-pub struct ReaperBlock {
+pub(crate) struct ReaperBlock {
     pub enabled: bool,
     pub interval_s: u64,
     pub max_running_s: u64,
@@ -756,7 +751,7 @@ pub struct ReaperBlock {
 }
 
 #[derive(Debug, Serialize)]
-pub struct LastReap {
+pub(crate) struct LastReap {
     pub id: i64,
     pub started_at: i64,
     pub finished_at: i64,
@@ -766,7 +761,7 @@ pub struct LastReap {
 }
 
 #[derive(Debug, Serialize)]
-pub struct ReaperCounters {
+pub(crate) struct ReaperCounters {
     pub runs: i64,
     pub reaped_runs: i64,
     pub dropped_leases: i64,
@@ -777,7 +772,7 @@ pub struct ReaperCounters {
 }
 
 /// Builds the `reaper` block from the caller's read snapshot.
-pub fn status(db: &Db, config: &Config) -> Result<ReaperBlock> {
+pub(crate) fn status(db: &Db, config: &Config) -> Result<ReaperBlock> {
     let now = host::wall_ms();
     let last_run = db.last_reaper_run()?.map(|r| {
         let finished_at = r.finished_at.unwrap_or(r.started_at);
@@ -821,7 +816,7 @@ pub fn status(db: &Db, config: &Config) -> Result<ReaperBlock> {
 
 impl ReaperBlock {
     /// The block as `orch queue` text.
-    pub fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         let state = if !self.enabled {
             "DISABLED (ORCH_REAPER_ENABLED=false)".to_string()
         } else if self.stale {

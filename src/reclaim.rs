@@ -28,7 +28,7 @@ const EMPTY_DEADLINE: Duration = Duration::from_secs(5);
 /// What became of one run's process group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum GroupState {
+pub(crate) enum GroupState {
     /// No process of the group is alive (after a SIGKILL, or it was already gone).
     Empty,
     /// The group could not be shown empty: processes survive, or it cannot be checked from here.
@@ -37,7 +37,7 @@ pub enum GroupState {
 
 /// Whether a recorded run's process group may be signalled from here, under the signalling rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Signalling {
+pub(crate) enum Signalling {
     /// A run of an earlier boot of this host: nothing of it survives, nothing is signalled.
     EarlierBoot,
     /// Another host or pid namespace: nothing recorded there names a process here.
@@ -53,7 +53,7 @@ pub enum Signalling {
 
 /// Judges a run's group under the signalling rule, without signalling anything (`--dry-run`
 /// reports this).
-pub fn signalling(run: &RunRow) -> Signalling {
+pub(crate) fn signalling(run: &RunRow) -> Signalling {
     match host::locality(&run.host, &run.boot_id, &run.pid_ns) {
         Locality::EarlierBoot => return Signalling::EarlierBoot,
         Locality::Elsewhere => return Signalling::Elsewhere,
@@ -100,7 +100,7 @@ fn kill_group(run: &RunRow) -> (GroupState, Vec<i32>) {
 /// What to do with a run recorded on another host or pid namespace, which nothing here may
 /// signal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Elsewhere {
+pub(crate) enum Elsewhere {
     /// Leave it open: its owner could not be judged dead from here.
     Leave,
     /// Its owner was judged dead because its TTL passed: finish the row without signalling.
@@ -109,7 +109,7 @@ pub enum Elsewhere {
 
 /// What finishing a dead run came to.
 #[derive(Debug)]
-pub enum Finish<R> {
+pub(crate) enum Finish<R> {
     /// This process closed the row; `routed` is what the caller's routing did in that same
     /// transaction.
     Finished { killed: Vec<i32>, routed: R },
@@ -123,7 +123,7 @@ pub enum Finish<R> {
 /// `elsewhere` says to finish it unsignalled), then, in one transaction, closes the row if nobody
 /// has and calls `route` on the closed row. A run recorded elsewhere under `Elsewhere::Leave` is
 /// never signalled, so it is left open as `Survivors`.
-pub fn finish_run<R>(
+pub(crate) fn finish_run<R>(
     store: &mut Store,
     run: &RunRow,
     why: &str,

@@ -53,10 +53,6 @@ impl Stage {
             Stage::Cancelled => "cancelled",
         }
     }
-
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Stage::Done | Stage::Cancelled)
-    }
 }
 
 impl fmt::Display for Stage {
@@ -161,7 +157,7 @@ const fn edge(from: Stage, to: Stage, kind: EdgeKind) -> Edge {
 }
 
 /// Every edge a task may take; anything else is an illegal transition (exit 5).
-pub const STAGE_TRANSITIONS: &[Edge] = &[
+pub(crate) const STAGE_TRANSITIONS: &[Edge] = &[
     edge(Created, Analysis, Forward),
     edge(Analysis, Architecture, Forward),
     edge(Architecture, Development, Forward),
@@ -185,7 +181,7 @@ pub const STAGE_TRANSITIONS: &[Edge] = &[
 ];
 
 /// The edge `from → to`, when the table has it.
-pub fn find_edge(from: Stage, to: Stage) -> Option<Edge> {
+pub(crate) fn find_edge(from: Stage, to: Stage) -> Option<Edge> {
     STAGE_TRANSITIONS
         .iter()
         .copied()
@@ -193,7 +189,7 @@ pub fn find_edge(from: Stage, to: Stage) -> Option<Edge> {
 }
 
 /// The stages a task at `from` may move to.
-pub fn next_stages(from: Stage) -> Vec<Stage> {
+pub(crate) fn next_stages(from: Stage) -> Vec<Stage> {
     STAGE_TRANSITIONS
         .iter()
         .filter(|e| e.from == from)
@@ -208,14 +204,16 @@ mod tests {
     #[test]
     fn terminal_stages_have_no_way_out() {
         for stage in [Done, Cancelled] {
-            assert!(stage.is_terminal());
             assert!(next_stages(stage).is_empty());
         }
     }
 
     #[test]
     fn every_non_terminal_stage_can_be_cancelled() {
-        for stage in Stage::ALL.into_iter().filter(|s| !s.is_terminal()) {
+        for stage in Stage::ALL
+            .into_iter()
+            .filter(|s| !matches!(s, Done | Cancelled))
+        {
             assert_eq!(find_edge(stage, Cancelled).unwrap().kind, Cancel);
         }
     }

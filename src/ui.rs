@@ -57,18 +57,18 @@ fn out(text: &str) {
 
 /// The first failed write to stdout other than a broken pipe, if any: the command's output did
 /// not reach its reader, so the command must not report success.
-pub fn write_error() -> Option<String> {
+pub(crate) fn write_error() -> Option<String> {
     WRITE_ERROR.lock().unwrap_or_else(|p| p.into_inner()).take()
 }
 
 /// A wall-clock time in ms as RFC 3339 UTC, to the second.
-pub fn timestamp(ms: i64) -> String {
+pub(crate) fn timestamp(ms: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
 /// A duration in ms, short and human (`3s`, `4m 2s`, `2h 5m`).
-pub fn age(ms: i64) -> String {
+pub(crate) fn age(ms: i64) -> String {
     let secs = (ms.max(0) / 1000) as u64;
     let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
     match (h, m) {

@@ -12,7 +12,7 @@ use crate::store::Store;
 use crate::Context;
 
 #[derive(Debug, Args)]
-pub struct AdvanceArgs {
+pub(crate) struct AdvanceArgs {
     /// The task to move.
     #[arg(required_unless_present = "next", conflicts_with = "next")]
     pub id: Option<String>,
@@ -42,7 +42,7 @@ pub struct AdvanceArgs {
     pub next: bool,
 }
 
-pub fn run(ctx: &Context, args: AdvanceArgs) -> Result<Exit> {
+pub(crate) fn run(ctx: &Context, args: AdvanceArgs) -> Result<Exit> {
     let actor = args.actor.unwrap_or_else(default_actor);
     let mut store = Store::open(&ctx.config.db_path)?;
     if args.next {
@@ -90,7 +90,7 @@ pub fn run(ctx: &Context, args: AdvanceArgs) -> Result<Exit> {
 }
 
 /// Prints a step's report (text or JSON) and returns its exit code.
-pub fn print(ctx: &Context, report: &AdvanceReport) -> Result<Exit> {
+pub(crate) fn print(ctx: &Context, report: &AdvanceReport) -> Result<Exit> {
     if ctx.ui.json {
         ctx.ui.json(report)?;
     } else {

@@ -7,9 +7,9 @@ use crate::error::Exit;
 use crate::Context;
 
 #[derive(Debug, Args)]
-pub struct DemoArgs {}
+pub(crate) struct DemoArgs {}
 
-pub fn run(ctx: &Context, _args: DemoArgs) -> Result<Exit> {
+pub(crate) fn run(ctx: &Context, _args: DemoArgs) -> Result<Exit> {
     let dir = crate::demo::run(ctx.ui.quiet)?;
     if ctx.ui.json {
         ctx.ui

@@ -17,7 +17,7 @@ use crate::store::{Store, SCHEMA_VERSION};
 use crate::Context;
 
 #[derive(Debug, Args)]
-pub struct DoctorArgs {}
+pub(crate) struct DoctorArgs {}
 
 #[derive(Serialize)]
 struct EdgeView {
@@ -55,7 +55,7 @@ struct DatabaseCheck {
     schema_version: i64,
 }
 
-pub fn run(ctx: &Context, _args: DoctorArgs) -> Result<Exit> {
+pub(crate) fn run(ctx: &Context, _args: DoctorArgs) -> Result<Exit> {
     let config = &ctx.config;
     let mut problems: Vec<String> = config
         .problems

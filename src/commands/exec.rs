@@ -26,7 +26,7 @@ const CANNOT_RUN: i32 = 126;
 const NOT_FOUND: i32 = 127;
 
 /// The codes orch exec adds to the command's own, with their meanings (the man page's EXIT STATUS).
-pub const EXIT_CODES: [(i32, &str); 4] = [
+pub(crate) const EXIT_CODES: [(i32, &str); 4] = [
     (
         TIMED_OUT,
         "the command ran out of time; its whole process tree was killed",
@@ -43,7 +43,7 @@ pub const EXIT_CODES: [(i32, &str); 4] = [
 /// of timeout(1): the command's own status, 124 on timeout, 125 when orch failed, 126 when the
 /// command cannot run, 127 when it is not found, 128+N when orch was cancelled by signal N.
 #[derive(Debug, clap::Args)]
-pub struct ExecArgs {
+pub(crate) struct ExecArgs {
     /// Kill the command's process tree after D (`10`, `1.5`, `10s`, `500ms`, `2m`); 0 or absent:
     /// no deadline.
     #[arg(long, value_name = "D")]
@@ -97,7 +97,7 @@ struct ExecReport<'a> {
 }
 
 /// Runs `orch exec`; every failure of orch itself is exit 125, as with timeout(1).
-pub fn run(ctx: &Context, args: ExecArgs) -> Result<i32> {
+pub(crate) fn run(ctx: &Context, args: ExecArgs) -> Result<i32> {
     match execute(ctx, &args) {
         Ok(code) => Ok(code),
         Err(err) => {

@@ -1,11 +1,11 @@
 //! One file per subcommand, each with its arguments and one entry function; `crate::cli`
 //! dispatches to them.
 
-pub mod advance;
-pub mod demo;
-pub mod doctor;
-pub mod exec;
-pub mod merge_gate;
-pub mod queue;
-pub mod reap;
-pub mod task;
+pub(crate) mod advance;
+pub(crate) mod demo;
+pub(crate) mod doctor;
+pub(crate) mod exec;
+pub(crate) mod merge_gate;
+pub(crate) mod queue;
+pub(crate) mod reap;
+pub(crate) mod task;

@@ -9,14 +9,14 @@ use crate::store::Store;
 use crate::{metrics, queue, Context};
 
 #[derive(Debug, Args)]
-pub struct QueueArgs {
+pub(crate) struct QueueArgs {
     /// Output format (`--json` is the same as `--format json`).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// Short aligned text.
     Text,
     /// One JSON document (the same as `--json`).
@@ -27,7 +27,7 @@ pub enum Format {
     Openmetrics,
 }
 
-pub fn run(ctx: &Context, args: QueueArgs) -> Result<Exit> {
+pub(crate) fn run(ctx: &Context, args: QueueArgs) -> Result<Exit> {
     let view = Store::read_only(&ctx.config.db_path, |store| {
         store.snapshot(|db| queue::build(db, &ctx.config))
     })?;

@@ -11,13 +11,13 @@ use crate::reaper;
 use crate::Context;
 
 #[derive(Debug, Args)]
-pub struct ReapArgs {
+pub(crate) struct ReapArgs {
     /// Print what would be done; write nothing, signal nothing.
     #[arg(long)]
     pub dry_run: bool,
 }
 
-pub fn run(ctx: &Context, args: ReapArgs) -> Result<Exit> {
+pub(crate) fn run(ctx: &Context, args: ReapArgs) -> Result<Exit> {
     let report = reaper::reap(&ctx.config, args.dry_run)?;
     for warning in &report.warnings {
         eprintln!("orch: warning: {warning}");

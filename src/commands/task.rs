@@ -16,7 +16,7 @@ use crate::ui::{age, timestamp};
 use crate::{git, host, Context};
 
 #[derive(Debug, Subcommand)]
-pub enum TaskCommand {
+pub(crate) enum TaskCommand {
     /// Register a task (default stage `created`).
     Add(AddArgs),
     /// One task with its whole history: transitions, gate events and holds, interleaved.
@@ -30,7 +30,7 @@ pub enum TaskCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct AddArgs {
+pub(crate) struct AddArgs {
     /// The task id, e.g. `ORCH-7`.
     pub id: String,
     /// The repository's logical name: the lease scope and the merge-lock key.
@@ -58,19 +58,19 @@ pub struct AddArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ShowArgs {
+pub(crate) struct ShowArgs {
     pub id: String,
 }
 
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Only tasks at this stage.
     #[arg(long, value_enum)]
     pub stage: Option<Stage>,
 }
 
 #[derive(Debug, Args)]
-pub struct HoldArgs {
+pub(crate) struct HoldArgs {
     pub id: String,
     /// Why a human must look at it.
     #[arg(long)]
@@ -81,14 +81,14 @@ pub struct HoldArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ReleaseArgs {
+pub(crate) struct ReleaseArgs {
     pub id: String,
     /// Who releases it [default: $USER].
     #[arg(long)]
     pub actor: Option<String>,
 }
 
-pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<Exit> {
+pub(crate) fn run(ctx: &Context, cmd: TaskCommand) -> Result<Exit> {
     match cmd {
         TaskCommand::Add(args) => add(ctx, args),
         TaskCommand::Show(args) => show(ctx, args),
@@ -370,6 +370,9 @@ fn list(ctx: &Context, args: ListArgs) -> Result<Exit> {
     match written {
         // A closed pipe (`orch task list | head`) ends the output quietly.
         Err(e) if broken_pipe(&e) => Ok(Exit::Ok),
+        Err(e) if e.chain().any(|c| c.is::<std::io::Error>()) => {
+            Err(e.context("cannot write the output to stdout"))
+        }
         other => other.map(|()| Exit::Ok),
     }
 }

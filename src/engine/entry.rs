@@ -18,7 +18,7 @@ use crate::ui::Ui;
 
 /// `orch advance`: one transition. Returns the report for outcomes 0, 10, 11, 12, 13; the
 /// others are failures.
-pub fn advance(
+pub(crate) fn advance(
     store: &mut Store,
     config: &Config,
     ui: Ui,
@@ -51,7 +51,7 @@ pub fn advance(
 
 /// `orch merge-gate retest`: the merge sub-gate alone, at `deploy-staging`, under the task's
 /// lease.
-pub fn merge_gate_retest(
+pub(crate) fn merge_gate_retest(
     store: &mut Store,
     config: &Config,
     ui: Ui,
@@ -87,7 +87,7 @@ pub fn merge_gate_retest(
 ///
 /// Of the checks, the event id does not apply (cron sends none) and the due time is met by the
 /// claim; the claim also skips held and leased tasks, and the checks run again after it.
-pub fn advance_next(
+pub(crate) fn advance_next(
     store: &mut Store,
     config: &Config,
     ui: Ui,

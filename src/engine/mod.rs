@@ -9,5 +9,5 @@ mod entry;
 mod report;
 mod route;
 
-pub use entry::{advance, advance_next, merge_gate_retest};
-pub use report::{load_task, AdvanceReport, AdvanceRequest};
+pub(crate) use entry::{advance, advance_next, merge_gate_retest};
+pub(crate) use report::{load_task, AdvanceReport, AdvanceRequest};

@@ -11,7 +11,7 @@ use crate::store::{Db, EventRecord, LeaseRow, Task};
 
 /// One `orch advance`.
 #[derive(Clone, Debug)]
-pub struct AdvanceRequest {
+pub(crate) struct AdvanceRequest {
     pub task_id: String,
     pub to: Stage,
     pub expect: Option<Stage>,
@@ -26,7 +26,7 @@ pub struct AdvanceRequest {
 /// What one `orch advance` (or `orch merge-gate retest`) did; also the outcome stored with its
 /// event id.
 #[derive(Clone, Debug, Serialize)]
-pub struct AdvanceReport {
+pub(crate) struct AdvanceReport {
     pub task_id: String,
     pub outcome: String,
     pub exit_code: i32,
@@ -90,7 +90,7 @@ impl AdvanceReport {
 }
 
 /// The task row, or exit 3.
-pub fn load_task(db: &Db, id: &str) -> anyhow::Result<Task> {
+pub(crate) fn load_task(db: &Db, id: &str) -> anyhow::Result<Task> {
     db.task(id)?.ok_or_else(|| {
         failure(
             Exit::NotFound,

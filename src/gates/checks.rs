@@ -40,7 +40,7 @@ fn branch_tip(cx: &mut GateCx) -> Result<String> {
 }
 
 /// `ORCH_SECURITY_GATE_CMD` in a worktree at the branch tip: exit 0 passes, another status is red.
-pub fn security(cx: &mut GateCx) -> Result<GateResult> {
+pub(crate) fn security(cx: &mut GateCx) -> Result<GateResult> {
     const GATE: GateKind = GateKind::Security;
     let Some(command) = cx.config.security_cmd.clone() else {
         return Ok(skipped(GATE, "ORCH_SECURITY_GATE_CMD"));
@@ -76,7 +76,7 @@ pub fn security(cx: &mut GateCx) -> Result<GateResult> {
 
 /// `measure_coverage`: `ORCH_COVERAGE_CMD` writes a coverage JSON report (pytest-cov's format) to
 /// `$ORCH_COVERAGE_REPORT`; its total percent must reach `ORCH_COVERAGE_MIN`.
-pub fn coverage(cx: &mut GateCx) -> Result<GateResult> {
+pub(crate) fn coverage(cx: &mut GateCx) -> Result<GateResult> {
     const GATE: GateKind = GateKind::Coverage;
     let Some(command) = cx.config.coverage_cmd.clone() else {
         return Ok(skipped(GATE, "ORCH_COVERAGE_CMD"));
@@ -157,7 +157,7 @@ fn read_total_percent(report: &std::path::Path) -> std::result::Result<f64, Stri
 
 /// `ORCH_IMAGE_FRESHNESS_CMD` prints (as its last line) the commit the staging image was built
 /// from; it must equal the task's `validated_sha`.
-pub fn image_freshness(cx: &mut GateCx) -> Result<GateResult> {
+pub(crate) fn image_freshness(cx: &mut GateCx) -> Result<GateResult> {
     const GATE: GateKind = GateKind::ImageFreshness;
     let Some(command) = cx.config.image_freshness_cmd.clone() else {
         return Ok(skipped(GATE, "ORCH_IMAGE_FRESHNESS_CMD"));

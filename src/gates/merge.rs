@@ -9,7 +9,7 @@
 
 use anyhow::{bail, Result};
 
-pub use super::worktree::{checkout, worktrees_dir};
+pub(crate) use super::worktree::checkout;
 use super::worktree::{run_gate_command, with_worktree, GateCommand};
 use super::{classify_run, GateCx, GateKind, GateResult, InfraKind, Verdict};
 use crate::counter::Counter;
@@ -31,7 +31,7 @@ fn infra(reason: String) -> GateResult {
 }
 
 /// The commits the gate judges: the branch tip before any rebase, and the target.
-pub struct Commits {
+pub(crate) struct Commits {
     pub base_tip: String,
     pub target: String,
     /// `<remote>/<target>`, or the local target.
@@ -40,7 +40,7 @@ pub struct Commits {
 
 /// Fetches (when the task has a remote) and resolves the branch tip and the target. An error is
 /// the gate's infra reason (`gates::run` turns it into an `other` verdict).
-pub fn resolve_commits(cx: &GateCx) -> Result<Commits> {
+pub(crate) fn resolve_commits(cx: &GateCx) -> Result<Commits> {
     let task = &cx.task;
     let repo = checkout(cx)?;
     let fetch_error = match &task.remote {
@@ -84,7 +84,7 @@ pub fn resolve_commits(cx: &GateCx) -> Result<Commits> {
 }
 
 /// `orch merge-gate retest`, and the merge gate of `deploy-staging → deploy`.
-pub fn retest(cx: &mut GateCx) -> Result<GateResult> {
+pub(crate) fn retest(cx: &mut GateCx) -> Result<GateResult> {
     let commits = resolve_commits(cx)?;
     cx.note_base_tip(&commits.base_tip);
     // A stored passing verdict for exactly these commits is reused.
@@ -265,6 +265,6 @@ fn run_suite(cx: &mut GateCx, worktree: &Repo) -> Result<GateResult> {
 }
 
 /// A commit's short form for messages.
-pub fn short(sha: &str) -> &str {
+pub(crate) fn short(sha: &str) -> &str {
     &sha[..sha.len().min(10)]
 }

@@ -54,7 +54,7 @@ fn proof(cx: &GateCx, head: &str) -> Result<Proof> {
     })
 }
 
-pub fn verify(cx: &mut GateCx) -> Result<GateResult> {
+pub(crate) fn verify(cx: &mut GateCx) -> Result<GateResult> {
     let repo = checkout(cx)?;
     let head = match cx
         .store

@@ -4,13 +4,13 @@
 //! `Verdict`. Routing a verdict (rollback, re-queue, HOLD) is the engine's job, through the one
 //! CAS.
 
-pub mod checks;
-pub mod merge;
-pub mod merge_verify;
+pub(crate) mod checks;
+pub(crate) mod merge;
+pub(crate) mod merge_verify;
 mod registry;
 mod result;
-pub mod worktree;
+pub(crate) mod worktree;
 
-pub use crate::outcome::{GateKind, InfraKind, Verdict};
-pub use registry::{edge_gates, run, QG_CHECKS};
-pub use result::{classify_run, last_line, GateCx, GateResult};
+pub(crate) use crate::outcome::{GateKind, InfraKind, Verdict};
+pub(crate) use registry::{edge_gates, run};
+pub(crate) use result::{classify_run, last_line, GateCx, GateResult};

@@ -8,7 +8,7 @@ use crate::outcome::{GateKind, InfraKind, Verdict};
 use crate::stages::{Edge, Stage};
 
 /// `QG_CHECKS`: the gates of each guarded edge, in the order they run.
-pub const QG_CHECKS: &[(Stage, Stage, &[GateKind])] = &[
+pub(crate) const QG_CHECKS: &[(Stage, Stage, &[GateKind])] = &[
     (
         Stage::DeployStaging,
         Stage::Deploy,
@@ -23,7 +23,7 @@ pub const QG_CHECKS: &[(Stage, Stage, &[GateKind])] = &[
 ];
 
 /// The gates guarding an edge, in order; empty for an unguarded edge.
-pub fn edge_gates(edge: Edge) -> &'static [GateKind] {
+pub(crate) fn edge_gates(edge: Edge) -> &'static [GateKind] {
     QG_CHECKS
         .iter()
         .find(|(from, to, _)| *from == edge.from && *to == edge.to)
@@ -31,7 +31,7 @@ pub fn edge_gates(edge: Edge) -> &'static [GateKind] {
 }
 
 /// Runs one gate. Never fails: an error becomes an `other` infra verdict.
-pub fn run(gate: GateKind, cx: &mut GateCx) -> GateResult {
+pub(crate) fn run(gate: GateKind, cx: &mut GateCx) -> GateResult {
     let result = match gate {
         GateKind::Security => checks::security(cx),
         GateKind::Merge => merge::retest(cx),

@@ -15,7 +15,7 @@ use crate::ui::Ui;
 
 /// One gate's result, as reported and routed.
 #[derive(Clone, Debug, Serialize)]
-pub struct GateResult {
+pub(crate) struct GateResult {
     pub gate: GateKind,
     #[serde(flatten)]
     pub verdict: Verdict,
@@ -34,7 +34,7 @@ pub struct GateResult {
 }
 
 impl GateResult {
-    pub fn new(gate: GateKind, verdict: Verdict) -> GateResult {
+    pub(crate) fn new(gate: GateKind, verdict: Verdict) -> GateResult {
         GateResult {
             gate,
             outcome: verdict.outcome(),
@@ -51,7 +51,7 @@ impl GateResult {
 }
 
 /// Everything a gate needs while it runs under the task's lease.
-pub struct GateCx<'a> {
+pub(crate) struct GateCx<'a> {
     pub store: &'a mut Store,
     pub config: &'a Config,
     pub ui: Ui,
@@ -74,7 +74,7 @@ impl GateCx<'_> {
     /// Records the branch tip found before any rebase as the budget key — unless it is the tip
     /// an earlier attempt of this re-queued edge started from or published itself: orch's own
     /// rebase does not buy a fresh budget.
-    pub fn note_base_tip(&mut self, current: &str) {
+    pub(crate) fn note_base_tip(&mut self, current: &str) {
         let key = match &self.carried {
             Some(carried)
                 if carried.tip == current || carried.published.as_deref() == Some(current) =>
@@ -87,7 +87,7 @@ impl GateCx<'_> {
     }
 
     /// The budget key routing uses.
-    pub fn budget_key(&self) -> BudgetKey {
+    pub(crate) fn budget_key(&self) -> BudgetKey {
         BudgetKey {
             tip: self.base_tip.clone().unwrap_or_else(|| "unknown".into()),
             published: self
@@ -99,7 +99,7 @@ impl GateCx<'_> {
 }
 
 /// `classify_retest_failure`: the runner's outcome as a gate verdict.
-pub fn classify_run(result: &RunResult) -> Verdict {
+pub(crate) fn classify_run(result: &RunResult) -> Verdict {
     if result.aborted {
         return Verdict::LeaseLost;
     }
@@ -142,7 +142,7 @@ pub fn classify_run(result: &RunResult) -> Verdict {
 }
 
 /// The last non-empty line of a command's output (pytest's summary).
-pub fn last_line(output: &str) -> String {
+pub(crate) fn last_line(output: &str) -> String {
     output
         .lines()
         .rev()

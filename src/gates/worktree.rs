@@ -14,12 +14,12 @@ use crate::merge_lock;
 use crate::runner::{self, Echo, ExitCodes, RunResult, RunSpec, Track};
 
 /// Where orch keeps its own gate worktrees: beside the database.
-pub fn worktrees_dir(db_path: &Path) -> PathBuf {
+pub(crate) fn worktrees_dir(db_path: &Path) -> PathBuf {
     db_path.parent().unwrap_or(Path::new(".")).join("worktrees")
 }
 
 /// The agent's checkout the task was registered with (only read, never changed).
-pub fn checkout(cx: &GateCx) -> Result<Repo> {
+pub(crate) fn checkout(cx: &GateCx) -> Result<Repo> {
     let dir = cx.task.worktree.as_deref().ok_or_else(|| {
         crate::error::failure(
             crate::error::Exit::Usage,
@@ -33,7 +33,7 @@ pub fn checkout(cx: &GateCx) -> Result<Repo> {
 }
 
 /// Runs `f` in a fresh detached worktree at `commit`; removes it afterwards, whatever happened.
-pub fn with_worktree(
+pub(crate) fn with_worktree(
     cx: &mut GateCx,
     gate: GateKind,
     commit: &str,
@@ -78,7 +78,7 @@ pub fn with_worktree(
 }
 
 /// A gate command to run.
-pub struct GateCommand<'a> {
+pub(crate) struct GateCommand<'a> {
     pub gate: GateKind,
     pub command: &'a str,
     pub timeout: Duration,
@@ -91,7 +91,7 @@ pub struct GateCommand<'a> {
 
 /// Runs a gate command through the process-group runner, tracked in `runs`, the lease (and the
 /// merge lock) renewed every `ORCH_TRANSITION_LEASE_RENEW_S`.
-pub fn run_gate_command(cx: &mut GateCx, cmd: GateCommand) -> Result<RunResult> {
+pub(crate) fn run_gate_command(cx: &mut GateCx, cmd: GateCommand) -> Result<RunResult> {
     let config = cx.config;
     let mut spec = RunSpec::shell(config, cmd.command);
     spec.cwd = Some(cmd.cwd.to_path_buf());

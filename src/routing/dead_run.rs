@@ -18,7 +18,7 @@ use crate::store::{Db, Expected, NewGateEvent, RunRow, Store};
 
 /// One run finished and routed here.
 #[derive(Clone, Debug, Serialize)]
-pub struct ReapedRun {
+pub(crate) struct ReapedRun {
     pub run_id: i64,
     pub task_id: Option<String>,
     pub gate: String,
@@ -28,20 +28,18 @@ pub struct ReapedRun {
     /// The processes that were alive in the run's group when it was killed (none: nothing was
     /// signalled).
     pub killed: Vec<i32>,
-    #[serde(skip)]
-    pub alert_key: Option<String>,
 }
 
 impl ReapedRun {
     /// What routing did, as reports name it.
-    pub fn routed_name(&self) -> &'static str {
+    pub(crate) fn routed_name(&self) -> &'static str {
         self.routed.map_or("none", Outcome::as_str)
     }
 }
 
 /// What finishing a dead run came to, seen by the policy.
 #[derive(Debug)]
-pub enum DeadRun {
+pub(crate) enum DeadRun {
     Reaped(ReapedRun),
     /// Its group could not be shown empty: left open.
     Survivors,
@@ -51,7 +49,7 @@ pub enum DeadRun {
 
 /// Finishes one dead run and routes it; `counter` is added to in the transaction that closes the
 /// row (the reaper's own). The alert of an exhausted budget is delivered after the commit.
-pub fn finish_dead_run(
+pub(crate) fn finish_dead_run(
     store: &mut Store,
     config: &Config,
     run: &RunRow,
@@ -80,14 +78,13 @@ pub fn finish_dead_run(
         why: why.to_string(),
         routed,
         killed,
-        alert_key,
     }))
 }
 
 /// Finishes every unfinished run of a dead holder (lease or merge lock) before its lease or lock
 /// is taken over. Returns `false` when a run's group could not be shown empty: the caller then
 /// backs off instead of starting a second suite beside a surviving one.
-pub fn finish_runs_of_dead_holder(
+pub(crate) fn finish_runs_of_dead_holder(
     store: &mut Store,
     config: &Config,
     holder: &OwnerId,

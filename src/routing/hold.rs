@@ -12,7 +12,7 @@ use crate::routing::requeue::{Requeued, RouteCx};
 
 /// Puts the task on HOLD for a merge without proof, drops its re-queue and raises one alert per
 /// HOLD episode. `guarded` is false under the kill-switch: the HOLD is then written without CAS.
-pub fn hold_no_proof(
+pub(crate) fn hold_no_proof(
     db: &crate::store::Db,
     cx: &RouteCx,
     reason: &str,

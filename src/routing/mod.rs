@@ -2,11 +2,11 @@
 //! rollback, HOLD — and to a dead run after it was finished. Everything here runs inside one
 //! write transaction that the caller opened; alerts are delivered after its commit.
 
-pub mod dead_run;
-pub mod hold;
-pub mod requeue;
-pub mod rollback;
+pub(crate) mod dead_run;
+pub(crate) mod hold;
+pub(crate) mod requeue;
+pub(crate) mod rollback;
 
-pub use dead_run::{finish_dead_run, finish_runs_of_dead_holder, DeadRun, ReapedRun};
-pub use requeue::{BudgetKey, Requeued, RouteCx};
-pub use rollback::{rollback_stage_cas, Rollback, Seen};
+pub(crate) use dead_run::{finish_dead_run, finish_runs_of_dead_holder, DeadRun};
+pub(crate) use requeue::{BudgetKey, Requeued, RouteCx};
+pub(crate) use rollback::{rollback_stage_cas, Rollback, Seen};

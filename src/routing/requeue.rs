@@ -23,7 +23,7 @@ use crate::store::{Db, Expected, NewGateEvent, RequeueKind, RequeueRow, Task};
 
 /// What routing an infra or lock-busy outcome did.
 #[derive(Clone, Debug, Serialize)]
-pub struct Requeued {
+pub(crate) struct Requeued {
     /// `deferred`, `infra-requeued`, `exhausted` (or `no-proof`, for a HOLD without proof).
     pub outcome: Outcome,
     /// This attempt's number, and the number of attempts the budget allows.
@@ -39,7 +39,7 @@ pub struct Requeued {
 
 /// Everything routing needs about the failed step, read inside the routing transaction.
 #[derive(Clone, Copy, Debug)]
-pub struct RouteCx<'a> {
+pub(crate) struct RouteCx<'a> {
     pub config: &'a Config,
     /// The task as the routing transaction reads it.
     pub task: &'a Task,
@@ -81,13 +81,13 @@ fn due_row(
 /// The key of an edge's infra budget: the branch tip before orch's rebase, and the rebased tip
 /// orch published (a re-run that finds the branch there still spends the same budget).
 #[derive(Clone, Debug, Default)]
-pub struct BudgetKey {
+pub(crate) struct BudgetKey {
     pub tip: String,
     pub published: Option<String>,
 }
 
 /// Lock-busy: a deferral while any remain, else an infra attempt.
-pub fn defer_or_infra(db: &Db, cx: &RouteCx, reason: &str) -> Result<Requeued> {
+pub(crate) fn defer_or_infra(db: &Db, cx: &RouteCx, reason: &str) -> Result<Requeued> {
     let (task, edge) = (cx.task, cx.edge);
     let base_tip = cx.budget_key.tip.as_str();
     let budget = db.budget(&task.id, edge, base_tip)?;
@@ -120,7 +120,7 @@ pub fn defer_or_infra(db: &Db, cx: &RouteCx, reason: &str) -> Result<Requeued> {
 }
 
 /// Spends one infra attempt: a re-queue with backoff, or on exhaustion one alert and a HOLD.
-pub fn route_infra(db: &Db, cx: &RouteCx, reason: &str) -> Result<Requeued> {
+pub(crate) fn route_infra(db: &Db, cx: &RouteCx, reason: &str) -> Result<Requeued> {
     let (task, edge, gate) = (cx.task, cx.edge, cx.gate);
     let name = edge.name();
     let base_tip = cx.budget_key.tip.as_str();

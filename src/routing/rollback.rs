@@ -16,7 +16,7 @@ use crate::store::{Db, Expected, NewTransition};
 /// What a rollback did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "kebab-case")]
-pub enum Rollback {
+pub(crate) enum Rollback {
     /// Moved to `development`; a developer retry was spent.
     RolledBack { version: i64, dev_retries: i64 },
     /// Developer retries were spent: the task is on HOLD on the stage the gate guarded.
@@ -28,7 +28,7 @@ pub enum Rollback {
 
 /// The expected state a gate saw when it took the lease.
 #[derive(Clone, Copy, Debug)]
-pub struct Seen<'a> {
+pub(crate) struct Seen<'a> {
     pub task_id: &'a str,
     pub repo: &'a str,
     /// The stage the gate guarded.
@@ -40,7 +40,7 @@ pub struct Seen<'a> {
 /// Rolls a task back to `development`, in the caller's write transaction, through the CAS on the
 /// stage the gate guarded. The red after `ORCH_MAX_DEV_RETRIES` rollbacks puts the task on HOLD on
 /// that stage instead. Under the kill-switch, the same rollback is the plain write.
-pub fn rollback_stage_cas(
+pub(crate) fn rollback_stage_cas(
     db: &Db,
     config: &Config,
     seen: Seen,

@@ -363,80 +363,89 @@ impl Leader {
 /// The child, from clone to exec. It shares orch's memory: only async-signal-safe calls on the
 /// plan, nothing allocates, and errno lands on the suspended helper thread.
 unsafe fn child(plan: &ChildPlan) -> ! {
-    // The child has its own copy of orch's descriptor table: drop its copy of orch's end of the
-    // go pipe, or a SIGKILLed orch would leave it waiting on that pipe for ever.
-    libc::close(plan.go_peer);
-    let me = (libc::syscall(libc::SYS_getpid) as i32).to_le_bytes();
-    libc::write(plan.pid, me.as_ptr().cast(), me.len());
-    let p = plan.prepared;
-    if p.new_session && libc::setsid() < 0 {
-        fail(plan.report, Stage::Session);
-    }
-    // Handlers do not survive exec, but an inherited SIG_IGN does: Python installs no
-    // KeyboardInterrupt handler when SIGINT arrives ignored, and pytest must see SIGINT.
-    for sig in 1..32 {
-        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            libc::sigaction(sig, &plan.dfl, std::ptr::null_mut());
+    // SAFETY: runs in the cloned child before exec. Every call is a raw, async-signal-safe libc
+    // call on descriptors and buffers the plan prepared before the clone; nothing allocates or
+    // takes a lock, and the function never returns (exec or `fail`).
+    unsafe {
+        // The child has its own copy of orch's descriptor table: drop its copy of orch's end of the
+        // go pipe, or a SIGKILLed orch would leave it waiting on that pipe for ever.
+        libc::close(plan.go_peer);
+        let me = (libc::syscall(libc::SYS_getpid) as i32).to_le_bytes();
+        libc::write(plan.pid, me.as_ptr().cast(), me.len());
+        let p = plan.prepared;
+        if p.new_session && libc::setsid() < 0 {
+            fail(plan.report, Stage::Session);
         }
-    }
-    if let Some(fd) = plan.stdin {
-        if libc::dup2(fd, 0) < 0 {
-            fail(plan.report, Stage::Stdio);
-        }
-    }
-    // The pipe ends are above 2 (see `pipe`), so dup2 always makes a fresh, inheritable copy.
-    if libc::dup2(plan.stdout, 1) < 0 || libc::dup2(plan.stderr, 2) < 0 {
-        fail(plan.report, Stage::Stdio);
-    }
-    let mut byte = 0u8;
-    loop {
-        let n = libc::read(plan.go, (&mut byte as *mut u8).cast(), 1);
-        if n == 1 && byte == GO {
-            break;
-        }
-        if n < 0 && *libc::__errno_location() == libc::EINTR {
-            continue;
-        }
-        // Never told to go: the parent gave up or died. Run nothing.
-        libc::_exit(125);
-    }
-    if let Some(cwd) = &p.cwd {
-        if libc::chdir(cwd.as_ptr()) < 0 {
-            fail(plan.report, Stage::Cwd);
-        }
-    }
-    libc::pthread_sigmask(libc::SIG_SETMASK, &plan.empty, std::ptr::null_mut());
-    // execvp's search: try each candidate; "not there" moves on, EACCES is remembered, anything
-    // else stops the search.
-    let mut denied = false;
-    let mut fatal = 0;
-    for path in &p.candidates {
-        libc::execve(path.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
-        match *libc::__errno_location() {
-            libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
-            libc::EACCES => denied = true,
-            other => {
-                fatal = other;
-                break;
+        // Handlers do not survive exec, but an inherited SIG_IGN does: Python installs no
+        // KeyboardInterrupt handler when SIGINT arrives ignored, and pytest must see SIGINT.
+        for sig in 1..32 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::sigaction(sig, &plan.dfl, std::ptr::null_mut());
             }
         }
+        if let Some(fd) = plan.stdin {
+            if libc::dup2(fd, 0) < 0 {
+                fail(plan.report, Stage::Stdio);
+            }
+        }
+        // The pipe ends are above 2 (see `pipe`), so dup2 always makes a fresh, inheritable copy.
+        if libc::dup2(plan.stdout, 1) < 0 || libc::dup2(plan.stderr, 2) < 0 {
+            fail(plan.report, Stage::Stdio);
+        }
+        let mut byte = 0u8;
+        loop {
+            let n = libc::read(plan.go, (&mut byte as *mut u8).cast(), 1);
+            if n == 1 && byte == GO {
+                break;
+            }
+            if n < 0 && *libc::__errno_location() == libc::EINTR {
+                continue;
+            }
+            // Never told to go: the parent gave up or died. Run nothing.
+            libc::_exit(125);
+        }
+        if let Some(cwd) = &p.cwd {
+            if libc::chdir(cwd.as_ptr()) < 0 {
+                fail(plan.report, Stage::Cwd);
+            }
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &plan.empty, std::ptr::null_mut());
+        // execvp's search: try each candidate; "not there" moves on, EACCES is remembered, anything
+        // else stops the search.
+        let mut denied = false;
+        let mut fatal = 0;
+        for path in &p.candidates {
+            libc::execve(path.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
+            match *libc::__errno_location() {
+                libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
+                libc::EACCES => denied = true,
+                other => {
+                    fatal = other;
+                    break;
+                }
+            }
+        }
+        *libc::__errno_location() = if fatal != 0 {
+            fatal
+        } else if denied {
+            libc::EACCES
+        } else {
+            libc::ENOENT
+        };
+        fail(plan.report, Stage::Exec)
     }
-    *libc::__errno_location() = if fatal != 0 {
-        fatal
-    } else if denied {
-        libc::EACCES
-    } else {
-        libc::ENOENT
-    };
-    fail(plan.report, Stage::Exec)
 }
 
 /// Reports `errno` at `stage` to the parent and exits.
 unsafe fn fail(report: RawFd, stage: Stage) -> ! {
-    let errno = (*libc::__errno_location()).to_le_bytes();
-    let msg = [stage as u8, errno[0], errno[1], errno[2], errno[3]];
-    libc::write(report, msg.as_ptr().cast(), msg.len());
-    libc::_exit(127)
+    // SAFETY: async-signal-safe calls only (read errno, write to a pipe the plan owns, `_exit`),
+    // on a stack buffer; called only from `child`, in the cloned child.
+    unsafe {
+        let errno = (*libc::__errno_location()).to_le_bytes();
+        let msg = [stage as u8, errno[0], errno[1], errno[2], errno[3]];
+        libc::write(report, msg.as_ptr().cast(), msg.len());
+        libc::_exit(127)
+    }
 }
 
 /// A close-on-exec pipe whose ends are both above the standard descriptors, so the child's dup2

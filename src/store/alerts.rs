@@ -35,24 +35,6 @@ impl Db<'_> {
         Ok(n == 1)
     }
 
-    /// Undelivered alerts, oldest first.
-    pub fn undelivered_alerts(&self, limit: i64) -> Result<Vec<PendingAlert>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, key, payload, attempts FROM alerts WHERE delivered_at IS NULL
-              ORDER BY created_at, id LIMIT ?1",
-        )?;
-        let rows = stmt.query_map([limit], |r| {
-            Ok(PendingAlert {
-                id: r.get(0)?,
-                key: r.get(1)?,
-                payload: r.get(2)?,
-                attempts: r.get(3)?,
-            })
-        })?;
-        rows.collect::<rusqlite::Result<_>>()
-            .context("reading undelivered alerts")
-    }
-
     pub fn alert_by_key(&self, key: &str) -> Result<Option<PendingAlert>> {
         use rusqlite::OptionalExtension;
         self.conn

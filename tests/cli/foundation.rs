@@ -4,7 +4,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{pid_start_time, Fixture, Sandbox};
+use crate::support::{pid_start_time, Fixture, Out, Sandbox};
 
 const FORWARD: [&str; 8] = [
     "analysis",
@@ -45,18 +45,24 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-#[expect(clippy::too_many_arguments, reason = "one column each")]
-/// Writes a lease row for `task` as if `pid` (with `start`) on `host`/`boot`/`ns` held it.
-fn plant_lease(
-    sb: &Sandbox,
-    task: &str,
+/// Who a planted lease row names as its holder.
+struct Planted<'a> {
     pid: i32,
     start: u64,
-    host: &str,
-    boot: &str,
-    ns: &str,
-    renewed_at: i64,
-) {
+    host: &'a str,
+    boot: &'a str,
+    ns: &'a str,
+}
+
+/// Writes a lease row for `task` as if the `holder` held it, renewed at `renewed_at`.
+fn plant_lease(sb: &Sandbox, task: &str, holder: Planted, renewed_at: i64) {
+    let Planted {
+        pid,
+        start,
+        host,
+        boot,
+        ns,
+    } = holder;
     sb.sqlite(&format!(
         "INSERT INTO transition_lease (task_id, owner, owner_pid, owner_pid_start, boot_id, pid_ns,
              host, acquired_at, renewed_at, expires_at, renewed_boot_ms, ttl_ms)
@@ -297,11 +303,13 @@ fn a_live_holder_is_never_usurped_and_a_dead_one_is_taken_over_at_once() {
     plant_lease(
         &sb,
         "L",
-        pid,
-        start,
-        &host(),
-        &boot_id(),
-        &pid_ns(),
+        Planted {
+            pid,
+            start,
+            host: &host(),
+            boot: &boot_id(),
+            ns: &pid_ns(),
+        },
         now_ms(),
     );
     let before = sb.dump();
@@ -319,11 +327,13 @@ fn a_live_holder_is_never_usurped_and_a_dead_one_is_taken_over_at_once() {
     plant_lease(
         &sb,
         "L",
-        pid,
-        start + 1,
-        &host(),
-        &boot_id(),
-        &pid_ns(),
+        Planted {
+            pid,
+            start: start + 1,
+            host: &host(),
+            boot: &boot_id(),
+            ns: &pid_ns(),
+        },
         now_ms(),
     );
     sb.run(&["advance", "L", "--to", "review"]).expect(0);
@@ -334,11 +344,13 @@ fn a_live_holder_is_never_usurped_and_a_dead_one_is_taken_over_at_once() {
     plant_lease(
         &sb,
         "L",
-        pid,
-        start,
-        &host(),
-        &boot_id(),
-        &pid_ns(),
+        Planted {
+            pid,
+            start,
+            host: &host(),
+            boot: &boot_id(),
+            ns: &pid_ns(),
+        },
         now_ms(),
     );
     sb.run(&["advance", "L", "--to", "development"]).expect(0);
@@ -348,11 +360,13 @@ fn a_live_holder_is_never_usurped_and_a_dead_one_is_taken_over_at_once() {
     plant_lease(
         &sb,
         "L",
-        me,
-        pid_start_time(me),
-        &host(),
-        "00000000-earlier-boot",
-        &pid_ns(),
+        Planted {
+            pid: me,
+            start: pid_start_time(me),
+            host: &host(),
+            boot: "00000000-earlier-boot",
+            ns: &pid_ns(),
+        },
         now_ms(),
     );
     sb.run(&["advance", "L", "--to", "review"]).expect(0);
@@ -361,11 +375,13 @@ fn a_live_holder_is_never_usurped_and_a_dead_one_is_taken_over_at_once() {
     plant_lease(
         &sb,
         "L",
-        me,
-        1,
-        "elsewhere.example",
-        "other-boot",
-        "pid:[1]",
+        Planted {
+            pid: me,
+            start: 1,
+            host: "elsewhere.example",
+            boot: "other-boot",
+            ns: "pid:[1]",
+        },
         now_ms(),
     );
     let before = sb.dump();
@@ -450,11 +466,13 @@ fn the_kill_switch_and_an_out_of_scope_repo_write_where_the_cas_would_refuse() {
         plant_lease(
             &sb,
             "K",
-            me,
-            pid_start_time(me),
-            &host(),
-            &boot_id(),
-            &pid_ns(),
+            Planted {
+                pid: me,
+                start: pid_start_time(me),
+                host: &host(),
+                boot: &boot_id(),
+                ns: &pid_ns(),
+            },
             now_ms(),
         );
         let out = sb
@@ -638,4 +656,39 @@ fn task_add_is_idempotent_for_the_same_registration_and_refuses_a_conflicting_on
     let out = sb.run(&["advance", "A", "--to", "nowhere"]).expect(2);
     assert!(out.stderr.contains("nowhere"), "{}", out.stderr);
     let _ = Duration::ZERO;
+}
+
+#[test]
+fn a_closed_pipe_is_success_and_any_other_failed_write_is_not() {
+    let sb = Sandbox::new();
+    sb.add_task("W", "created");
+    // stdout on a full disk: the listing never reached its reader, so the command fails.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Out::from(
+        sb.orch()
+            .args(["task", "list"])
+            .stdout(full)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.trim(),
+        "orch: cannot write the output to stdout: No space left on device (os error 28)"
+    );
+    // stdout closed by its reader (`orch task list | head -0`): the reader had what it wanted.
+    let mut child = sb
+        .orch()
+        .args(["task", "list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = Out::from(child.wait_with_output().unwrap());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, "");
 }

@@ -7,7 +7,7 @@ use crate::support::{git, pid_alive, Fixture, Sandbox};
 
 /// Panics with every violation found.
 #[track_caller]
-pub fn check(sb: &Sandbox, fixtures: &[&Fixture]) {
+pub(crate) fn check(sb: &Sandbox, fixtures: &[&Fixture]) {
     let mut violations = Vec::new();
     let q = |sql: &str| sb.sqlite(sql);
 

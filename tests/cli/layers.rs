@@ -11,7 +11,7 @@ use std::path::Path;
 
 /// One thing wrong with the tree against the picture.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Problem {
+pub(crate) enum Problem {
     /// CLAUDE.md holds no ```layers block.
     NoPicture,
     /// A line of the block that is not `LAYER: mod mod …`.
@@ -310,7 +310,7 @@ fn parse_picture(text: &str, problems: &mut Vec<Problem>) -> Option<Picture> {
 
 /// Holds `files` (paths relative to the crate, `src/…`, with their text) to `picture` (the text
 /// of CLAUDE.md, or any text holding a ```layers block). Returns every problem, sorted.
-pub fn analyze(files: &[(String, String)], picture: &str) -> Vec<Problem> {
+pub(crate) fn analyze(files: &[(String, String)], picture: &str) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut first_file: BTreeMap<String, String> = BTreeMap::new();
     for (path, _) in files {

@@ -239,8 +239,10 @@ fn prometheus_and_openmetrics_parse_and_carry_every_block_of_the_json() {
     );
     assert_eq!(
         value(&om, "orch_alerts_raised", &[]),
-        json["alerts"]["total"].as_f64().unwrap()
+        json["alerts"]["raised"].as_f64().unwrap()
     );
+    // Every alert row was counted when it was raised.
+    assert_eq!(json["alerts"]["raised"], json["alerts"]["total"]);
     for (gate, block) in json["gates"].as_object().unwrap() {
         assert_eq!(
             value(&om, "orch_gates_exhausted", &[("gate", gate)]),

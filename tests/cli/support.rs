@@ -1,8 +1,6 @@
 //! The test sandbox: a temporary directory with its own database, and the real `orch` binary run
 //! against it with a clean environment.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -10,20 +8,20 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 /// The `orch` binary under test.
-pub fn orch_bin() -> PathBuf {
+pub(crate) fn orch_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_orch"))
 }
 
 /// What one command printed and how it ended.
 #[derive(Debug, Clone)]
-pub struct Out {
+pub(crate) struct Out {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
 }
 
 impl Out {
-    pub fn from(output: Output) -> Out {
+    pub(crate) fn from(output: Output) -> Out {
         use std::os::unix::process::ExitStatusExt;
         Out {
             code: output
@@ -37,7 +35,7 @@ impl Out {
 
     /// Asserts the exit code, showing both streams when it differs.
     #[track_caller]
-    pub fn expect(self, code: i32) -> Out {
+    pub(crate) fn expect(self, code: i32) -> Out {
         assert_eq!(
             self.code, code,
             "expected exit {code}, got {}\n--- stdout\n{}\n--- stderr\n{}",
@@ -46,20 +44,20 @@ impl Out {
         self
     }
 
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", self.stdout))
     }
 }
 
 /// A temporary directory with a database path inside it.
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     pub dir: TempDir,
     pub db: PathBuf,
 }
 
 /// The tables whose rows are the domain: "writes nothing" means none of these changed.
-pub const DOMAIN_TABLES: &[&str] = &[
+pub(crate) const DOMAIN_TABLES: &[&str] = &[
     "tasks",
     "transitions",
     "holds",
@@ -71,7 +69,7 @@ pub const DOMAIN_TABLES: &[&str] = &[
 ];
 
 impl Sandbox {
-    pub fn new() -> Sandbox {
+    pub(crate) fn new() -> Sandbox {
         let dir = tempfile::Builder::new()
             .prefix("orch-test-")
             .tempdir()
@@ -80,12 +78,12 @@ impl Sandbox {
         Sandbox { dir, db }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// `orch` with a clean environment: no inherited `ORCH_*` key, this sandbox's database.
-    pub fn orch(&self) -> Command {
+    pub(crate) fn orch(&self) -> Command {
         let mut cmd = Command::new(orch_bin());
         for (key, _) in std::env::vars() {
             if key.starts_with("ORCH_") {
@@ -99,12 +97,12 @@ impl Sandbox {
     }
 
     /// Runs `orch ARGS…` to completion.
-    pub fn run(&self, args: &[&str]) -> Out {
+    pub(crate) fn run(&self, args: &[&str]) -> Out {
         self.run_env(args, &[])
     }
 
     /// Runs `orch ARGS…` with extra environment.
-    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Out {
+    pub(crate) fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Out {
         let mut cmd = self.orch();
         cmd.args(args);
         for (k, v) in env {
@@ -114,7 +112,7 @@ impl Sandbox {
     }
 
     /// Runs the sqlite3 shell on the database and returns its stdout.
-    pub fn sqlite(&self, sql: &str) -> String {
+    pub(crate) fn sqlite(&self, sql: &str) -> String {
         let output = Command::new("sqlite3")
             .args(["-cmd", ".timeout 30000"])
             .arg(&self.db)
@@ -131,7 +129,7 @@ impl Sandbox {
 
     /// `sqlite3 .dump` of the domain tables after a WAL checkpoint: equal dumps mean nothing was
     /// written.
-    pub fn dump(&self) -> String {
+    pub(crate) fn dump(&self) -> String {
         self.sqlite("PRAGMA wal_checkpoint(TRUNCATE);");
         DOMAIN_TABLES
             .iter()
@@ -147,7 +145,7 @@ impl Sandbox {
     }
 
     /// Registers a task at `stage` with the usual test settings.
-    pub fn add_task(&self, id: &str, stage: &str) {
+    pub(crate) fn add_task(&self, id: &str, stage: &str) {
         self.run(&[
             "task",
             "add",
@@ -163,7 +161,7 @@ impl Sandbox {
     }
 
     /// The task's stage and version.
-    pub fn stage_of(&self, id: &str) -> (String, i64) {
+    pub(crate) fn stage_of(&self, id: &str) -> (String, i64) {
         let row = self.sqlite(&format!(
             "SELECT stage || '|' || version FROM tasks WHERE id = '{id}'"
         ));
@@ -174,7 +172,7 @@ impl Sandbox {
 
 /// Polls `cond` every 20 ms until it holds or `deadline` passes; panics with `what` on timeout.
 #[track_caller]
-pub fn wait_until(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
         assert!(start.elapsed() < deadline, "timed out waiting for {what}");
@@ -183,7 +181,7 @@ pub fn wait_until(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool
 }
 
 /// Whether a process with this pid exists and is not a zombie.
-pub fn pid_alive(pid: i32) -> bool {
+pub(crate) fn pid_alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
             let state = stat
@@ -199,7 +197,7 @@ pub fn pid_alive(pid: i32) -> bool {
 }
 
 /// The start time (clock ticks since boot) of a live process.
-pub fn pid_start_time(pid: i32) -> u64 {
+pub(crate) fn pid_start_time(pid: i32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("process exists");
     stat.rsplit(')')
         .next()
@@ -213,7 +211,7 @@ pub fn pid_start_time(pid: i32) -> u64 {
 
 impl Sandbox {
     /// Runs another program (e.g. `unshare`) with this sandbox's orch environment.
-    pub fn orch_shell(&self, program: &str, args: &[&str]) -> Out {
+    pub(crate) fn orch_shell(&self, program: &str, args: &[&str]) -> Out {
         let mut cmd = Command::new(program);
         for (key, _) in std::env::vars() {
             if key.starts_with("ORCH_") {
@@ -229,7 +227,7 @@ impl Sandbox {
 }
 
 /// Runs git in `dir`; panics with its stderr on failure; returns trimmed stdout.
-pub fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -248,7 +246,7 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 
 /// A Python project in a git repository with a bare remote that plays the forge: its
 /// pre-receive hook logs every push and refuses any update of `main` (INV-4's witness).
-pub struct Fixture {
+pub(crate) struct Fixture {
     /// The bare remote.
     pub remote: PathBuf,
     /// The agent's checkout (registered as the task's worktree).
@@ -262,12 +260,12 @@ const TEST_CALC: &str =
     "from calc import add, mul\n\n\ndef test_add():\n    assert add(2, 3) == 5\n\n\ndef test_mul():\n    assert mul(2, 3) == 6\n";
 
 impl Fixture {
-    pub fn new(sb: &Sandbox) -> Fixture {
+    pub(crate) fn new(sb: &Sandbox) -> Fixture {
         Fixture::named(sb, "")
     }
 
     /// A second (third…) repository in the same sandbox: its paths carry `name`.
-    pub fn named(sb: &Sandbox, name: &str) -> Fixture {
+    pub(crate) fn named(sb: &Sandbox, name: &str) -> Fixture {
         let remote = sb.path().join(format!("{name}remote.git"));
         let work = sb.path().join(format!("{name}work"));
         let push_log = sb.path().join(format!("{name}push.log"));
@@ -316,7 +314,7 @@ impl Fixture {
 
     /// Commits `files` on `branch` (created from `base`) in the agent's checkout and pushes it;
     /// returns the new tip. The checkout is left on `main`.
-    pub fn commit_branch(
+    pub(crate) fn commit_branch(
         &self,
         branch: &str,
         base: &str,
@@ -340,7 +338,7 @@ impl Fixture {
 
     /// Moves the remote's `main` forward by a commit of `files`, the way a forge merges:
     /// `update-ref` in the bare repository, never a push.
-    pub fn advance_remote_main(&self, files: &[(&str, &str)], message: &str) -> String {
+    pub(crate) fn advance_remote_main(&self, files: &[(&str, &str)], message: &str) -> String {
         let scratch = self
             .work
             .parent()
@@ -379,7 +377,7 @@ impl Fixture {
     }
 
     /// Points the remote's `main` at `sha` directly (the forge's merge).
-    pub fn forge_update_main(&self, sha: &str) {
+    pub(crate) fn forge_update_main(&self, sha: &str) {
         Command::new("git")
             .arg(format!("--git-dir={}", self.remote.display()))
             .args(["update-ref", "refs/heads/main", sha])
@@ -388,17 +386,24 @@ impl Fixture {
     }
 
     /// A ref of the remote.
-    pub fn remote_ref(&self, name: &str) -> String {
+    pub(crate) fn remote_ref(&self, name: &str) -> String {
         git(&self.remote, &["rev-parse", name])
     }
 
     /// Registers `id` at `stage` with this checkout (remote `origin` detected).
-    pub fn add_task(&self, sb: &Sandbox, id: &str, branch: &str, stage: &str) {
+    pub(crate) fn add_task(&self, sb: &Sandbox, id: &str, branch: &str, stage: &str) {
         self.add_task_in(sb, "app", id, branch, stage);
     }
 
     /// Registers `id` of repository `repo` at `stage` with this checkout.
-    pub fn add_task_in(&self, sb: &Sandbox, repo: &str, id: &str, branch: &str, stage: &str) {
+    pub(crate) fn add_task_in(
+        &self,
+        sb: &Sandbox,
+        repo: &str,
+        id: &str,
+        branch: &str,
+        stage: &str,
+    ) {
         sb.run(&[
             "task",
             "add",
@@ -417,7 +422,7 @@ impl Fixture {
 
     /// INV-4's witness: no push ever reached the target branch.
     #[track_caller]
-    pub fn assert_no_target_push(&self) {
+    pub(crate) fn assert_no_target_push(&self) {
         let log = std::fs::read_to_string(&self.push_log).unwrap_or_default();
         assert!(
             !log.lines().any(|l| l.ends_with(" refs/heads/main")),
@@ -427,11 +432,11 @@ impl Fixture {
 }
 
 /// A suite that fails: the branch's own test is red.
-pub const RED_TEST: &str = "def test_red():\n    assert 1 == 2\n";
+pub(crate) const RED_TEST: &str = "def test_red():\n    assert 1 == 2\n";
 
 /// A suite that starts three pytest-xdist-like workers ignoring SIGINT and SIGTERM, writes their
 /// pids to `dir/worker-pids`, and hangs.
-pub fn starved_suite(dir: &Path) -> String {
+pub(crate) fn starved_suite(dir: &Path) -> String {
     let script = dir.join("starved_suite.py");
     std::fs::write(
         &script,
@@ -451,7 +456,7 @@ pub fn starved_suite(dir: &Path) -> String {
 }
 
 /// The pids `starved_suite` wrote.
-pub fn worker_pids(dir: &Path) -> Vec<i32> {
+pub(crate) fn worker_pids(dir: &Path) -> Vec<i32> {
     std::fs::read_to_string(dir.join("worker-pids"))
         .unwrap_or_default()
         .lines()

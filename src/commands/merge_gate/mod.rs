@@ -9,13 +9,13 @@ use crate::error::Exit;
 use crate::Context;
 
 #[derive(Debug, Subcommand)]
-pub enum MergeGateCommand {
+pub(crate) enum MergeGateCommand {
     /// Rebase the task branch onto the target in a worktree of orch's own and re-test it under
     /// the repository's merge lock; a pass is stored and reused by `advance`.
     Retest(retest::RetestArgs),
 }
 
-pub fn run(ctx: &Context, cmd: MergeGateCommand) -> Result<Exit> {
+pub(crate) fn run(ctx: &Context, cmd: MergeGateCommand) -> Result<Exit> {
     match cmd {
         MergeGateCommand::Retest(args) => retest::run(ctx, args),
     }

@@ -12,7 +12,7 @@ use crate::store::Store;
 use crate::Context;
 
 #[derive(Debug, Args)]
-pub struct RetestArgs {
+pub(crate) struct RetestArgs {
     /// The task, at `deploy-staging`.
     pub id: String,
     /// Who runs it (recorded in the history) [default: $USER].
@@ -26,7 +26,7 @@ pub struct RetestArgs {
     pub force: bool,
 }
 
-pub fn run(ctx: &Context, args: RetestArgs) -> Result<Exit> {
+pub(super) fn run(ctx: &Context, args: RetestArgs) -> Result<Exit> {
     let request = AdvanceRequest {
         task_id: args.id,
         to: Stage::Deploy,
