@@ -7,10 +7,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use serde::{Serialize, Serializer};
 
-use crate::stages::{Edge, EdgeKind, Stage};
+use crate::stages::{text_column, Edge, EdgeKind, Stage};
 
 /// A quality gate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -72,18 +71,21 @@ impl Serialize for GateKind {
     }
 }
 
-impl ToSql for GateKind {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.name()))
+impl FromStr for GateKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        GateKind::from_name(s).ok_or_else(|| format!("unknown gate `{s}`"))
     }
 }
 
-impl FromSql for GateKind {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        let name = value.as_str()?;
-        GateKind::from_name(name).ok_or_else(|| FromSqlError::Other(unknown("gate", name)))
+impl GateKind {
+    fn as_str(self) -> &'static str {
+        self.name()
     }
 }
+
+text_column!(GateKind);
 
 const DEPLOY_EDGE: Edge = Edge {
     from: Stage::DeployStaging,
@@ -216,23 +218,7 @@ impl Serialize for Outcome {
     }
 }
 
-impl ToSql for Outcome {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
-    }
-}
-
-impl FromSql for Outcome {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        let name = value.as_str()?;
-        name.parse()
-            .map_err(|_| FromSqlError::Other(unknown("outcome", name)))
-    }
-}
-
-fn unknown(what: &str, name: &str) -> Box<dyn std::error::Error + Send + Sync> {
-    format!("unknown {what} `{name}` in the database").into()
-}
+text_column!(Outcome);
 
 /// What one gate decided.
 #[derive(Clone, Debug, PartialEq, Serialize)]

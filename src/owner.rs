@@ -19,6 +19,18 @@ pub struct OwnerId {
 }
 
 impl OwnerId {
+    /// The identity a row records in its `owner_pid`, `owner_pid_start`, `host`, `boot_id` and
+    /// `pid_ns` columns.
+    pub(crate) fn of(pid: i32, pid_start: u64, host: &str, boot_id: &str, pid_ns: &str) -> OwnerId {
+        OwnerId {
+            pid,
+            pid_start,
+            host: host.to_string(),
+            boot_id: boot_id.to_string(),
+            pid_ns: pid_ns.to_string(),
+        }
+    }
+
     /// Where this owner lives, seen from here.
     pub fn locality(&self) -> Locality {
         host::locality(&self.host, &self.boot_id, &self.pid_ns)

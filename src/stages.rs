@@ -78,20 +78,30 @@ impl Serialize for Stage {
     }
 }
 
-impl ToSql for Stage {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
-    }
-}
+/// Stores a type that has `as_str` and `FromStr<Err = String>` as its name in a text column.
+macro_rules! text_column {
+    ($type:ty) => {
+        impl rusqlite::types::ToSql for $type {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(rusqlite::types::ToSqlOutput::from(self.as_str()))
+            }
+        }
 
-impl FromSql for Stage {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        value
-            .as_str()?
-            .parse()
-            .map_err(|e: String| FromSqlError::Other(e.into()))
-    }
+        impl rusqlite::types::FromSql for $type {
+            fn column_result(
+                value: rusqlite::types::ValueRef<'_>,
+            ) -> rusqlite::types::FromSqlResult<Self> {
+                value
+                    .as_str()?
+                    .parse()
+                    .map_err(|e: String| rusqlite::types::FromSqlError::Other(e.into()))
+            }
+        }
+    };
 }
+pub(crate) use text_column;
+
+text_column!(Stage);
 
 /// What kind of move an edge is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -31,13 +31,13 @@ const LOCK_COLUMNS: &str = "repo, task_id, lease_token, owner, owner_pid, owner_
 impl MergeLockRow {
     /// The holder's identity.
     pub fn owner_id(&self) -> OwnerId {
-        OwnerId {
-            pid: self.owner_pid,
-            pid_start: self.owner_pid_start,
-            host: self.host.clone(),
-            boot_id: self.boot_id.clone(),
-            pid_ns: self.pid_ns.clone(),
-        }
+        OwnerId::of(
+            self.owner_pid,
+            self.owner_pid_start,
+            &self.host,
+            &self.boot_id,
+            &self.pid_ns,
+        )
     }
 
     /// When the row expires if its holder cannot be checked.

@@ -2,13 +2,12 @@
 //! deferral count per task, edge and branch tip) and `verdicts` (passing sub-gate verdicts).
 
 use anyhow::{Context, Result};
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
 use super::Db;
 use crate::outcome::GateKind;
-use crate::stages::{find_edge, Edge, Stage};
+use crate::stages::{find_edge, text_column, Edge, Stage};
 
 /// A pending re-queue.
 #[derive(Clone, Debug, Serialize)]
@@ -53,23 +52,19 @@ impl std::fmt::Display for RequeueKind {
     }
 }
 
-impl ToSql for RequeueKind {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
-    }
-}
+impl std::str::FromStr for RequeueKind {
+    type Err = String;
 
-impl FromSql for RequeueKind {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        match value.as_str()? {
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
             "infra" => Ok(RequeueKind::Infra),
             "deferral" => Ok(RequeueKind::Deferral),
-            other => Err(FromSqlError::Other(
-                format!("unknown re-queue kind `{other}` in the database").into(),
-            )),
+            other => Err(format!("unknown re-queue kind `{other}`")),
         }
     }
 }
+
+text_column!(RequeueKind);
 
 impl RequeueRow {
     /// The re-queued edge, when the table has it.

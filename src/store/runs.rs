@@ -58,13 +58,13 @@ pub struct RunRow {
 impl RunRow {
     /// The identity of the orch process that owns the run.
     pub fn owner_id(&self) -> OwnerId {
-        OwnerId {
-            pid: self.owner_pid,
-            pid_start: self.owner_pid_start,
-            host: self.host.clone(),
-            boot_id: self.boot_id.clone(),
-            pid_ns: self.pid_ns.clone(),
-        }
+        OwnerId::of(
+            self.owner_pid,
+            self.owner_pid_start,
+            &self.host,
+            &self.boot_id,
+            &self.pid_ns,
+        )
     }
 }
 
