@@ -88,6 +88,12 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         cancel::install();
     }
     let ctx = Context { config, ui };
+    // `orch exec` keeps timeout(1)'s codes: a failure of orch itself is 125.
+    let own_failure = if matches!(cli.command, cli::Command::Exec(_)) {
+        125
+    } else {
+        Exit::Internal.code()
+    };
     let code = match cli::dispatch(&ctx, cli.command) {
         Ok(code) => code,
         Err(err) => {
@@ -111,7 +117,7 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         // The output did not reach its reader: never report success then.
         Some(err) if code == 0 => {
             eprintln!("orch: cannot write the output to stdout: {err}");
-            Exit::Internal.code()
+            own_failure
         }
         _ => code,
     }

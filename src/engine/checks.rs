@@ -66,9 +66,10 @@ pub(crate) fn check(
             }
         }
     }
-    // A task that is not where the caller expects it has lost its CAS already; under the
-    // kill-switch `advance` writes unconditionally, so it is not refused here.
-    let guarded = config.lease_applies(&snap.repo) || entry == Entry::MergeGate;
+    // A task that is not where the caller expects it has lost its CAS already. Under the
+    // kill-switch `advance` writes unconditionally, so it is not refused here; the merge gate
+    // guards its one edge and a claimed re-queue its own, whatever the lease says.
+    let guarded = config.lease_applies(&snap.repo) || entry != Entry::Advance;
     if guarded && snap.stage != from {
         if entry != Entry::Next {
             store.write(|db| db.count(Counter::LeaseCasLost, 1))?;

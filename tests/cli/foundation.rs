@@ -679,6 +679,19 @@ fn a_closed_pipe_is_success_and_any_other_failed_write_is_not() {
         out.stderr.trim(),
         "orch: cannot write the output to stdout: No space left on device (os error 28)"
     );
+    // `orch exec` keeps timeout(1)'s codes: orch failing is 125, never a status the child had.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Out::from(
+        sb.orch()
+            .args(["--json", "exec", "--", "true"])
+            .stdout(full)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(out.code, 125, "{}", out.stderr);
     // stdout closed by its reader (`orch task list | head -0`): the reader had what it wanted.
     let mut child = sb
         .orch()

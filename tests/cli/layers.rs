@@ -33,6 +33,13 @@ pub(crate) enum Problem {
         to: String,
         to_layer: String,
     },
+    /// A path the checker cannot follow, so it could hide an import: a glob import from the
+    /// crate root (`use crate::*`) or a re-export at the crate root.
+    Hidden {
+        file: String,
+        line: usize,
+        what: String,
+    },
     /// Modules importing each other around a cycle: `path` starts and ends with the same module;
     /// `sites[i]` is one `file:line` of the edge `path[i] -> path[i + 1]`.
     Cycle {
@@ -74,6 +81,10 @@ impl fmt::Display for Problem {
             } => write!(
                 f,
                 "{file}:{line}: {from} (layer {from_layer}) imports {to} (layer {to_layer}), which is above it"
+            ),
+            Problem::Hidden { file, line, what } => write!(
+                f,
+                "{file}:{line}: {what} hides which module it names (import each item from its own module)"
             ),
             Problem::Cycle { path, sites } => {
                 write!(f, "cycle: {}", path.join(" -> "))?;
@@ -198,16 +209,96 @@ fn code_of(source: &str) -> String {
     let code = String::from_utf8_lossy(&out).into_owned();
     let lines: Vec<&str> = code.split_inclusive('\n').collect();
     let mut kept = String::with_capacity(code.len());
-    for (n, line) in lines.iter().enumerate() {
+    let mut n = 0;
+    while n < lines.len() {
+        let line = lines[n];
         if line.trim() == "#[cfg(test)]" {
-            let follower = lines[n + 1..].iter().find(|l| !l.trim().is_empty());
-            if follower.is_some_and(|l| l.trim_start().starts_with("mod tests")) {
-                break;
+            let follower = (n + 1..lines.len()).find(|&k| !lines[k].trim().is_empty());
+            if let Some(start) =
+                follower.filter(|&k| lines[k].trim_start().starts_with("mod tests"))
+            {
+                // Blank the unit-test module's block, braces balanced (literals are blanked
+                // already); whatever follows it is read again.
+                let mut depth = 0i64;
+                let mut opened = false;
+                let mut k = start;
+                while k < lines.len() {
+                    for c in lines[k].chars() {
+                        match c {
+                            '{' => {
+                                depth += 1;
+                                opened = true;
+                            }
+                            '}' => depth -= 1,
+                            _ => {}
+                        }
+                    }
+                    k += 1;
+                    if opened && depth <= 0 {
+                        break;
+                    }
+                }
+                for blanked in &lines[n..k] {
+                    kept.push_str(&"\n".repeat(blanked.matches('\n').count()));
+                }
+                n = k;
+                continue;
             }
         }
         kept.push_str(line);
+        n += 1;
     }
     kept
+}
+
+/// The module path of a source file below the crate root: `src/a/b.rs` and `src/a/b/mod.rs` are
+/// `[a, b]`.
+fn module_path(path: &str) -> Vec<String> {
+    let rest = path.strip_prefix("src/").unwrap_or(path);
+    let rest = rest.strip_suffix(".rs").unwrap_or(rest);
+    let mut parts: Vec<String> = rest.split('/').map(str::to_string).collect();
+    if parts.last().is_some_and(|p| p == "mod") {
+        parts.pop();
+    }
+    parts
+}
+
+/// Every `super::…::NAME` in `code` whose `super`s climb to the crate root: (offset of NAME,
+/// NAME), NAME then being a top-level module (or an item of the root).
+fn super_paths(code: &str, depth: usize) -> Vec<(usize, String)> {
+    let mut found = Vec::new();
+    let bytes = code.as_bytes();
+    let mut from = 0;
+    while let Some(k) = code[from..].find("super") {
+        let at = from + k;
+        from = at + 5;
+        if at > 0 && (is_ident(bytes[at - 1]) || bytes[at - 1] == b':') {
+            continue;
+        }
+        // Count `super ::` repetitions.
+        let mut climbs = 0;
+        let mut pos = at;
+        while let Some((start, word)) = ident_at(code, pos) {
+            if word != "super" {
+                break;
+            }
+            let after = start + 5;
+            let rest = &code[after..];
+            let ws = rest.len() - rest.trim_start().len();
+            if !rest[ws..].starts_with("::") {
+                break;
+            }
+            climbs += 1;
+            pos = after + ws + 2;
+        }
+        if climbs >= depth && climbs > 0 {
+            if let Some((name_at, name)) = ident_at(code, pos) {
+                found.push((name_at, name.to_string()));
+            }
+            from = pos;
+        }
+    }
+    found
 }
 
 fn is_ident(b: u8) -> bool {
@@ -266,6 +357,34 @@ fn crate_paths(code: &str) -> Vec<(usize, String)> {
         }
     }
     found
+}
+
+/// Paths the checker cannot follow: `crate::*` anywhere, and `pub use`/`pub(crate) use` at the
+/// crate root (a low module could reach a high one through the root's name).
+fn hidden(files: &[(String, String)]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (path, source) in files {
+        let code = code_of(source);
+        for (n, line) in code.lines().enumerate() {
+            let compact: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+            if compact.contains("crate::*") {
+                problems.push(Problem::Hidden {
+                    file: path.clone(),
+                    line: n + 1,
+                    what: "a glob import from the crate root".into(),
+                });
+            }
+            let is_root = path == "src/lib.rs";
+            if is_root && (compact.starts_with("pubuse") || compact.starts_with("pub(crate)use")) {
+                problems.push(Problem::Hidden {
+                    file: path.clone(),
+                    line: n + 1,
+                    what: "a re-export at the crate root".into(),
+                });
+            }
+        }
+    }
+    problems
 }
 
 /// The picture: each module's layer name and index (0 is the top).
@@ -328,7 +447,10 @@ pub(crate) fn analyze(files: &[(String, String)], picture: &str) -> Vec<Problem>
             continue;
         };
         let code = code_of(source);
-        for (pos, name) in crate_paths(&code) {
+        let depth = module_path(path).len();
+        let mut names = crate_paths(&code);
+        names.extend(super_paths(&code, depth));
+        for (pos, name) in names {
             if name == from || !first_file.contains_key(&name) {
                 continue;
             }
@@ -340,6 +462,7 @@ pub(crate) fn analyze(files: &[(String, String)], picture: &str) -> Vec<Problem>
         }
     }
 
+    problems.extend(hidden(files));
     match parse_picture(picture, &mut problems) {
         None => problems.push(Problem::NoPicture),
         Some(picture) => {
@@ -585,6 +708,91 @@ fn the_layer_checker_finds_a_cycle_an_upward_import_and_an_unplaced_module_and_n
                 ("src/z.rs".into(), 3)
             ],
         }]
+    );
+
+    // Paths that climb with `super`, code after a unit-test module, a glob import from the root
+    // and a re-export at the root: each is seen.
+    let sneaky = vec![
+        file(
+            "src/lib.rs",
+            "pub mod top;
+pub(crate) use top::run as run_it;
+",
+        ),
+        file(
+            "src/top.rs",
+            "pub fn run() {}
+",
+        ),
+        file(
+            "src/low/mod.rs",
+            "pub mod deep;
+fn f() { super::top::run(); }
+",
+        ),
+        file(
+            "src/low/deep.rs",
+            concat!(
+                "fn g() { super::super::top::run(); }
+",
+                "fn h() { super::sibling(); }
+",
+                "#[cfg(test)]
+",
+                "mod tests {
+",
+                "    fn t() { crate::top::run(); }
+",
+                "}
+",
+                "fn after() { crate::top::run(); }
+",
+                "use crate::*;
+",
+            ),
+        ),
+    ];
+    let problems = analyze(
+        &sneaky,
+        "```layers
+high: top
+low: low
+```
+",
+    );
+    let upward = |file: &str, line: usize| Problem::Upward {
+        file: file.into(),
+        line,
+        from: "low".into(),
+        from_layer: "low".into(),
+        to: "top".into(),
+        to_layer: "high".into(),
+    };
+    let mut expected = vec![
+        Problem::Hidden {
+            file: "src/lib.rs".into(),
+            line: 2,
+            what: "a re-export at the crate root".into(),
+        },
+        Problem::Hidden {
+            file: "src/low/deep.rs".into(),
+            line: 8,
+            what: "a glob import from the crate root".into(),
+        },
+        upward("src/low/deep.rs", 1),
+        upward("src/low/deep.rs", 7),
+        upward("src/low/mod.rs", 2),
+    ];
+    expected.sort();
+    assert_eq!(
+        problems,
+        expected,
+        "found:\n{}",
+        problems
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 
     // No picture at all is a problem too, not a pass.

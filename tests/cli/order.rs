@@ -408,11 +408,22 @@ fn next_claims_no_held_no_leased_and_no_not_yet_due_requeue() {
 
 #[test]
 fn next_a_due_requeue_of_a_task_that_moved_on_is_4_and_drops_the_stale_requeue() {
+    next_moved_on(&[]);
+}
+
+/// The kill-switch turns lease and CAS into plain writes, but a claimed re-queue of an edge the
+/// task has left is still stale: running it would write an edge the table does not have.
+#[test]
+fn next_under_the_kill_switch_still_refuses_a_requeue_of_an_edge_the_task_has_left() {
+    next_moved_on(&[("ORCH_TRANSITION_LEASE_ENABLED", "false")]);
+}
+
+fn next_moved_on(env: &[(&str, &str)]) {
     let sb = Sandbox::new();
     sb.add_task("T", "deploy");
     requeue(&sb, "T", "deploy-staging", "deploy", Due::Past);
     let before = state(&sb);
-    let out = sb.run(&["advance", "--next"]).expect(4);
+    let out = sb.run_env(&["advance", "--next"], env).expect(4);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     assert!(out.stderr.contains("is at `deploy`"), "{}", out.stderr);
     assert_eq!(
