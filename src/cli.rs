@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::commands::{advance, demo, doctor, exec, merge_gate, queue, reap, task};
+use crate::commands::{advance, demo, doctor, exec, merge_gate, queue, reap, repo, task};
 use crate::Context;
 
 /// Drive coding-agent tasks through a stage pipeline with quality gates.
@@ -40,6 +40,9 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// The operator's registry of repositories: add, list, show, remove, set, unset.
+    #[command(subcommand)]
+    Repo(repo::RepoCommand),
     /// Register, inspect, hold and release tasks.
     #[command(subcommand)]
     Task(task::TaskCommand),
@@ -72,5 +75,6 @@ pub(crate) fn dispatch(ctx: &Context, command: Command) -> Result<i32> {
         Command::Exec(args) => exec::run(ctx, args),
         Command::Demo(args) => demo::run(ctx, args).map(|e| e.code()),
         Command::Reap(args) => reap::run(ctx, args).map(|e| e.code()),
+        Command::Repo(cmd) => repo::run(ctx, cmd).map(|e| e.code()),
     }
 }

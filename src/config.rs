@@ -17,6 +17,8 @@ pub enum Source {
     Default,
     Env,
     Flag,
+    /// `orch repo set NAME KEY=VALUE`: this repository's own value.
+    Repo,
 }
 
 impl fmt::Display for Source {
@@ -25,6 +27,7 @@ impl fmt::Display for Source {
             Source::Default => "default",
             Source::Env => "env",
             Source::Flag => "flag",
+            Source::Repo => "repo",
         })
     }
 }
@@ -218,9 +221,29 @@ pub const SET_FOR_COMMANDS: &[&str] = &[
     "ORCH_TASK_ID",
     "ORCH_BRANCH",
     "ORCH_TARGET",
-    "ORCH_REMOTE",
+    "ORCH_REPO",
+    "ORCH_REPO_URL",
     "ORCH_MERGE_HEAD",
     "ORCH_COVERAGE_REPORT",
+];
+
+/// The gate keys a repository may set for its own tasks (`orch repo set NAME KEY=VALUE`): its
+/// commands, timeouts, coverage minimum and retry budget. Everything else is host-wide.
+pub const REPO_KEYS: &[&str] = &[
+    "ORCH_MERGE_RETEST_CMD",
+    "ORCH_MERGE_RETEST_TIMEOUT_S",
+    "ORCH_MERGE_RETEST_SKIP_WHEN_CURRENT_ENABLED",
+    "ORCH_MERGE_INFRA_RETRY_MAX",
+    "ORCH_MERGE_INFRA_RETRY_BACKOFF_S",
+    "ORCH_SECURITY_GATE_CMD",
+    "ORCH_SECURITY_GATE_TIMEOUT_S",
+    "ORCH_COVERAGE_CMD",
+    "ORCH_COVERAGE_TIMEOUT_S",
+    "ORCH_COVERAGE_MIN",
+    "ORCH_IMAGE_FRESHNESS_CMD",
+    "ORCH_IMAGE_FRESHNESS_TIMEOUT_S",
+    "ORCH_MERGE_CMD",
+    "ORCH_MERGE_CMD_TIMEOUT_S",
 ];
 
 /// Integer seconds, or a humantime value (`15m`, `1h 30m`); zero is refused.
@@ -282,18 +305,25 @@ pub struct Config {
     pub entries: Vec<Entry>,
     /// Values that were refused; their keys use the default.
     pub problems: Vec<Problem>,
+    /// The raw value of every key that was set, for a repository's view (`Config::for_repo`).
+    raw: Vec<(&'static str, String)>,
 }
 
 struct Loader<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
     entries: Vec<Entry>,
     problems: Vec<Problem>,
+    raw: Vec<(&'static str, String)>,
 }
 
 impl Loader<'_> {
     fn get<T: Value>(&mut self, key: &'static str, default: &str) -> T {
         let fallback = T::parse(default).expect("built-in defaults parse");
-        let (value, source) = match (self.env)(key) {
+        let found = (self.env)(key);
+        if let Some(raw) = &found {
+            self.raw.push((key, raw.clone()));
+        }
+        let (value, source) = match found {
             None => (fallback, Source::Default),
             Some(raw) => match T::parse(&raw) {
                 Ok(v) => (v, Source::Env),
@@ -330,6 +360,7 @@ impl Config {
             env,
             entries: Vec::new(),
             problems: Vec::new(),
+            raw: Vec::new(),
         };
         let (db_path, db_source) = match (db_flag, env("ORCH_DB_PATH").filter(|p| !p.is_empty())) {
             (Some(flag), _) => (flag.to_path_buf(), Source::Flag),
@@ -378,10 +409,83 @@ impl Config {
             retention_days: l.get("ORCH_RETENTION_DAYS", "30"),
             entries: Vec::new(),
             problems: Vec::new(),
+            raw: Vec::new(),
         };
         config.entries = l.entries;
         config.problems = l.problems;
+        config.raw = l.raw;
         config
+    }
+
+    /// The configuration a repository's tasks are gated with: its own values (`orch repo set`)
+    /// over the environment's, each entry's source saying which.
+    pub(crate) fn for_repo(&self, settings: &[(String, String)]) -> Config {
+        let own = |key: &str| {
+            settings
+                .iter()
+                .find(|(k, _)| k == key && REPO_KEYS.contains(&key))
+                .map(|(_, v)| v.clone())
+        };
+        let env = |key: &str| {
+            own(key).or_else(|| {
+                self.raw
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| v.clone())
+            })
+        };
+        let mut config = Config::load(&env, Some(&self.db_path));
+        for entry in &mut config.entries {
+            if entry.key == "ORCH_DB_PATH" {
+                if let Some(mine) = self.entries.iter().find(|e| e.key == "ORCH_DB_PATH") {
+                    entry.source = mine.source;
+                }
+            } else if entry.source == Source::Env && own(entry.key).is_some() {
+                entry.source = Source::Repo;
+            }
+        }
+        config
+    }
+
+    /// Why `value` cannot be a repository's `key`, if it cannot.
+    pub(crate) fn check_repo_setting(key: &str, value: &str) -> Result<(), String> {
+        if !REPO_KEYS.contains(&key) {
+            return Err(format!(
+                "`{key}` is not a per-repository key (hint: one of {})",
+                REPO_KEYS.join(", ")
+            ));
+        }
+        let loaded = Config::load(&|k| (k == key).then(|| value.to_string()), None);
+        match loaded.problems.into_iter().next() {
+            Some(problem) => Err(problem.message.replace("; using the default", ", refused; the default is")),
+            None => Ok(()),
+        }
+    }
+
+    /// The directory of the database: orch's state (mirrors, gate worktrees).
+    pub(crate) fn state_dir(&self) -> PathBuf {
+        self.db_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf()
+    }
+
+    /// A stable hash of what decides a re-test's verdict (its command and timeout): a stored
+    /// verdict is reused only while it is unchanged.
+    pub(crate) fn retest_hash(&self) -> String {
+        // FNV-1a, 64 bit: stable across builds and platforms, unlike `DefaultHasher`.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let input = format!(
+            "{}\0{}",
+            self.merge_retest_cmd,
+            self.merge_retest_timeout.as_millis()
+        );
+        for byte in input.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{hash:016x}")
     }
 
     /// Whether lease + CAS guard writes to tasks of `repo`; otherwise writes are plain.

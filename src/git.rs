@@ -1,10 +1,18 @@
-//! The one place orch runs git.
+//! The one place orch runs git — only in orch's own mirror of a repository and in worktrees and
+//! throwaway clones made from it, never in a checkout the agent can write.
 //!
-//! INV-4: no function here can push the target branch. The only push orch knows is
-//! `push_task_branch`: the task branch, with an explicit refspec, `push.default=nothing` and
-//! `--force-with-lease` on the tip it replaced, refused outright when the branch is the target.
-//! Every git call goes through `crate::child`: its own process group, a deadline, and the whole
-//! group killed on every path.
+//! Every call runs with hooks and fsmonitor off (`core.hooksPath=/dev/null`,
+//! `core.fsmonitor=false`), a scrubbed environment (`PATH`, `HOME`, `TMPDIR`, `SSH_AUTH_SOCK`,
+//! `LANG`; `LC_ALL=C`, no terminal prompt), `--end-of-options` before every value that came from
+//! a task, and explicit full refspecs into orch's own namespace `refs/orch/heads/*` (never
+//! `refs/remotes/*`, never through a symref). The user's global git config still applies: it
+//! holds the credentials a push to the forge needs.
+//!
+//! INV-4: no function here can push the target or a protected branch. The only push orch knows
+//! is `Mirror::push_task_branch`: the task branch, with an explicit refspec,
+//! `push.default=nothing` and `--force-with-lease` on the tip it replaced, refused outright when
+//! the branch's full ref is the target's or a protected one. Every git call goes through
+//! `crate::child`: its own process group, a deadline, and the whole group killed on every path.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,6 +22,20 @@ use anyhow::{bail, Context, Result};
 
 /// How long one git command may take before it is killed (a fetch from a hung remote).
 const GIT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The variables of orch's environment a git call keeps; everything else is dropped.
+const KEPT_ENV: &[&str] = &["PATH", "HOME", "TMPDIR", "SSH_AUTH_SOCK", "LANG"];
+
+/// Configuration every git call carries, whatever the repository's own config says.
+const SAFE_CONFIG: &[&str] = &[
+    "core.hooksPath=/dev/null",
+    "core.fsmonitor=false",
+    "protocol.ext.allow=never",
+    "commit.gpgsign=false",
+];
+
+/// The namespace orch fetches branches into, in its mirror.
+const FETCHED: &str = "refs/orch/heads";
 
 /// A git failure, with what git said.
 #[derive(Debug)]
@@ -35,7 +57,63 @@ impl std::fmt::Display for GitError {
 
 impl std::error::Error for GitError {}
 
-/// A git repository or worktree on disk.
+/// `git`, scrubbed and hardened, run from `/` unless a directory is given with `-C`.
+fn command() -> Command {
+    let mut cmd = Command::new("git");
+    cmd.env_clear();
+    for key in KEPT_ENV {
+        if let Some(value) = std::env::var_os(key) {
+            cmd.env(key, value);
+        }
+    }
+    cmd.env("LC_ALL", "C")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        // No repository discovery from wherever orch was started.
+        .env("GIT_CEILING_DIRECTORIES", "/")
+        .current_dir("/");
+    for c in SAFE_CONFIG {
+        cmd.args(["-c", c]);
+    }
+    cmd
+}
+
+/// Runs `cmd`; returns trimmed stdout, or a `GitError` naming `args`.
+fn run(mut cmd: Command, args: &[&str]) -> Result<String> {
+    cmd.args(args);
+    let finished =
+        crate::child::run(cmd, GIT_TIMEOUT, None).context("running git (is it installed?)")?;
+    let Some(status) = finished.status else {
+        return Err(GitError {
+            args: args.join(" "),
+            stderr: if finished.cancelled {
+                "cancelled: orch received a signal".into()
+            } else {
+                String::new()
+            },
+            timed_out: true,
+        }
+        .into());
+    };
+    if !status.success() {
+        return Err(GitError {
+            args: args.join(" "),
+            stderr: String::from_utf8_lossy(&finished.stderr).trim().to_string(),
+            timed_out: false,
+        }
+        .into());
+    }
+    Ok(String::from_utf8_lossy(&finished.stdout).trim().to_string())
+}
+
+/// Whether `name` is a valid branch name by git's own rules (`git check-ref-format --branch`),
+/// judged outside any repository.
+pub(crate) fn check_ref_format_branch(name: &str) -> bool {
+    let mut cmd = command();
+    cmd.env("GIT_DIR", "/dev/null");
+    run(cmd, &["check-ref-format", "--branch", name]).is_ok()
+}
+
+/// A repository or worktree of orch's own on disk.
 #[derive(Clone, Debug)]
 pub(crate) struct Repo {
     pub dir: PathBuf,
@@ -46,60 +124,27 @@ impl Repo {
         Repo { dir: dir.into() }
     }
 
-    /// Runs `git -C dir ARGS…`; returns trimmed stdout, or a `GitError`.
+    /// Runs `git -C dir ARGS…`.
     fn git(&self, args: &[&str]) -> Result<String> {
         self.git_with(args, &[])
     }
 
     fn git_with(&self, args: &[&str], config: &[&str]) -> Result<String> {
-        let mut cmd = Command::new("git");
+        let mut cmd = command();
         cmd.arg("-C").arg(&self.dir);
         for c in config {
             cmd.args(["-c", c]);
         }
-        cmd.args(args)
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("LC_ALL", "C");
-        let finished =
-            crate::child::run(cmd, GIT_TIMEOUT, None).context("running git (is it installed?)")?;
-        let Some(status) = finished.status else {
-            return Err(GitError {
-                args: args.join(" "),
-                stderr: if finished.cancelled {
-                    "cancelled: orch received a signal".into()
-                } else {
-                    String::new()
-                },
-                timed_out: true,
-            }
-            .into());
-        };
-        if !status.success() {
-            return Err(GitError {
-                args: args.join(" "),
-                stderr: String::from_utf8_lossy(&finished.stderr).trim().to_string(),
-                timed_out: false,
-            }
-            .into());
-        }
-        Ok(String::from_utf8_lossy(&finished.stdout).trim().to_string())
+        run(cmd, args)
     }
 
-    /// Whether the directory is inside a git checkout.
-    pub(crate) fn is_checkout(&self) -> bool {
-        self.git(&["rev-parse", "--git-dir"]).is_ok()
-    }
-
-    pub(crate) fn remotes(&self) -> Result<Vec<String>> {
-        Ok(self.git(&["remote"])?.lines().map(str::to_string).collect())
-    }
-
-    /// The commit a ref points at, or `None` when it does not exist.
+    /// The commit `rev` names, or `None` when it names none.
     pub(crate) fn resolve(&self, rev: &str) -> Result<Option<String>> {
         match self.git(&[
             "rev-parse",
             "--verify",
             "--quiet",
+            "--end-of-options",
             &format!("{rev}^{{commit}}"),
         ]) {
             Ok(sha) => Ok(Some(sha)),
@@ -108,37 +153,25 @@ impl Repo {
         }
     }
 
-    /// Fetches the target and the task branch from `remote` into its remote-tracking refs.
-    /// A task branch the remote does not have is not an error.
-    pub(crate) fn fetch(&self, remote: &str, target: &str, branch: &str) -> Result<()> {
-        self.git(&[
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            remote,
-            &format!("+refs/heads/{target}:refs/remotes/{remote}/{target}"),
-        ])?;
-        let _ = self.git(&[
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            remote,
-            &format!("+refs/heads/{branch}:refs/remotes/{remote}/{branch}"),
-        ]);
-        Ok(())
-    }
-
     /// Adds a detached worktree at `path` checked out at `commit`.
     pub(crate) fn add_detached_worktree(&self, path: &Path, commit: &str) -> Result<Repo> {
         let path_str = path.to_string_lossy();
-        self.git(&["worktree", "add", "--detach", "--quiet", &path_str, commit])?;
+        self.git(&[
+            "worktree",
+            "add",
+            "--detach",
+            "--quiet",
+            "--end-of-options",
+            &path_str,
+            commit,
+        ])?;
         Ok(Repo::at(path))
     }
 
     /// Removes a worktree this repository owns, and prunes stale worktree records.
     pub(crate) fn remove_worktree(&self, path: &Path) -> Result<()> {
         let path_str = path.to_string_lossy();
-        let removed = self.git(&["worktree", "remove", "--force", &path_str]);
+        let removed = self.git(&["worktree", "remove", "--force", "--end-of-options", &path_str]);
         if path.exists() {
             std::fs::remove_dir_all(path).ok();
         }
@@ -159,7 +192,7 @@ impl Repo {
         } else {
             &[]
         };
-        match self.git_with(&["rebase", "--quiet", onto], config) {
+        match self.git_with(&["rebase", "--quiet", "--no-autostash", onto], config) {
             Ok(_) => Ok(RebaseResult::Done(self.head()?)),
             Err(err) => {
                 let conflicts = self
@@ -183,7 +216,7 @@ impl Repo {
 
     /// Whether `commit` is an ancestor of (or equal to) `of`.
     pub(crate) fn is_ancestor(&self, commit: &str, of: &str) -> Result<bool> {
-        match self.git(&["merge-base", "--is-ancestor", commit, of]) {
+        match self.git(&["merge-base", "--is-ancestor", "--end-of-options", commit, of]) {
             Ok(_) => Ok(true),
             Err(e)
                 if e.downcast_ref::<GitError>()
@@ -193,51 +226,6 @@ impl Repo {
             }
             Err(e) => Err(e),
         }
-    }
-
-    /// Moves the task branch to `new` on `remote`, only if the remote still has `old` there
-    /// (`old = None`: only if the branch does not exist yet). INV-4: refuses the target branch.
-    pub(crate) fn push_task_branch(
-        &self,
-        remote: &str,
-        branch: &str,
-        target: &str,
-        new: &str,
-        old: Option<&str>,
-    ) -> Result<()> {
-        if branch == target || branch.is_empty() {
-            bail!("refusing to push `{branch}`: orch never pushes the target branch");
-        }
-        let lease = format!(
-            "--force-with-lease=refs/heads/{branch}:{}",
-            old.unwrap_or("")
-        );
-        self.git_with(
-            &[
-                "push",
-                "--quiet",
-                &lease,
-                remote,
-                &format!("{new}:refs/heads/{branch}"),
-            ],
-            &["push.default=nothing"],
-        )
-        .map(|_| ())
-    }
-
-    /// Moves the local task branch to `new` only if it is still at `old`. Refuses the target.
-    pub(crate) fn update_task_branch(
-        &self,
-        branch: &str,
-        target: &str,
-        new: &str,
-        old: &str,
-    ) -> Result<()> {
-        if branch == target || branch.is_empty() {
-            bail!("refusing to move `{branch}`: orch never moves the target branch");
-        }
-        self.git(&["update-ref", &format!("refs/heads/{branch}"), new, old])
-            .map(|_| ())
     }
 }
 
@@ -250,12 +238,110 @@ pub(crate) enum RebaseResult {
     Conflict(Vec<String>),
 }
 
-/// Whether `dir` is inside a git checkout.
-pub(crate) fn is_checkout(dir: &Path) -> bool {
-    Repo::at(dir).is_checkout()
+/// orch's own bare mirror of a registered repository, under the state directory. Branches are
+/// fetched from the registered URL into `refs/orch/heads/*`; nothing else writes to it.
+#[derive(Clone, Debug)]
+pub(crate) struct Mirror {
+    pub repo: Repo,
 }
 
-/// The names of the checkout's remotes.
-pub(crate) fn remotes(dir: &Path) -> Result<Vec<String>> {
-    Repo::at(dir).remotes()
+impl Mirror {
+    /// Where the mirror of `repo` lives.
+    pub(crate) fn dir(state_dir: &Path, repo: &str) -> PathBuf {
+        state_dir.join("mirrors").join(format!("{repo}.git"))
+    }
+
+    /// Opens the mirror of `repo`, creating it (a bare repository of orch's) on first use.
+    pub(crate) fn open(state_dir: &Path, repo: &str) -> Result<Mirror> {
+        let dir = Mirror::dir(state_dir, repo);
+        if !dir.join("HEAD").exists() {
+            let parent = dir.parent().expect("a mirror has a parent");
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating `{}`", parent.display()))?;
+            let dir_str = dir.to_string_lossy();
+            run(command(), &["init", "--quiet", "--bare", "--end-of-options", &dir_str])?;
+        }
+        Ok(Mirror { repo: Repo::at(dir) })
+    }
+
+    /// The ref a fetched branch lands on.
+    pub(crate) fn fetched(branch: &str) -> String {
+        format!("{FETCHED}/{branch}")
+    }
+
+    /// Fetches `branch` (a validated short name) from `url` into `refs/orch/heads/<branch>`.
+    pub(crate) fn fetch(&self, url: &str, branch: &str) -> Result<()> {
+        self.repo
+            .git(&[
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--no-recurse-submodules",
+                "--no-write-fetch-head",
+                "--end-of-options",
+                url,
+                &format!("+refs/heads/{branch}:{}", Mirror::fetched(branch)),
+            ])
+            .map(|_| ())
+    }
+
+    /// The commit a fetched branch points at, if it was fetched.
+    pub(crate) fn fetched_tip(&self, branch: &str) -> Result<Option<String>> {
+        self.repo.resolve(&Mirror::fetched(branch))
+    }
+
+    /// Moves the task branch on `url` to `new`, only if the remote still has `old` there.
+    /// INV-4: refuses a branch whose full ref is in `guarded` (the target and the protected
+    /// branches).
+    pub(crate) fn push_task_branch(
+        &self,
+        url: &str,
+        branch: &str,
+        guarded: &[String],
+        new: &str,
+        old: &str,
+    ) -> Result<()> {
+        let full = crate::names::full_ref(branch);
+        if branch.is_empty() || guarded.contains(&full) {
+            bail!("refusing to push `{full}`: orch never pushes the target or a protected branch");
+        }
+        let lease = format!("--force-with-lease={full}:{old}");
+        self.repo
+            .git_with(
+                &[
+                    "push",
+                    "--quiet",
+                    "--no-verify",
+                    &lease,
+                    "--end-of-options",
+                    url,
+                    &format!("{new}:{full}"),
+                ],
+                &["push.default=nothing"],
+            )
+            .map(|_| ())
+    }
+
+    /// A throwaway clone of `commit` at `dest`, with its own `.git` and no remote: what a gate
+    /// command (the agent's code) works in. Nothing it writes reaches the mirror.
+    pub(crate) fn clone_at(&self, dest: &Path, commit: &str) -> Result<Repo> {
+        let src = self.repo.dir.to_string_lossy();
+        let dest_str = dest.to_string_lossy();
+        run(
+            command(),
+            &[
+                "clone",
+                "--quiet",
+                "--shared",
+                "--no-checkout",
+                "--end-of-options",
+                &src,
+                &dest_str,
+            ],
+        )?;
+        let clone = Repo::at(dest);
+        clone.git(&["checkout", "--quiet", "--detach", commit])?;
+        clone.git(&["remote", "remove", "origin"])?;
+        Ok(clone)
+    }
 }

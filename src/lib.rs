@@ -24,6 +24,7 @@ mod lease;
 pub mod manpage;
 mod merge_lock;
 mod metrics;
+mod names;
 mod outcome;
 mod owner;
 mod queue;

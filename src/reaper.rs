@@ -17,7 +17,7 @@
 //! a `runs` row routes it; a live holder is never usurped; `--dry-run` writes nothing at all and
 //! signals nothing.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::counter::Counter;
-use crate::git::Repo;
+use crate::git::{Mirror, Repo};
 use crate::host::{self, Locality};
 use crate::outcome::GateKind;
 use crate::owner::{Claimant, Expiry, Holder};
@@ -627,33 +627,44 @@ fn worktree_owner_dead(
     }
 }
 
-/// The stale gate worktrees under the database's `worktrees` directory, with why each is stale.
+/// The stale gate working copies — worktrees of orch's mirrors under the database's
+/// `worktrees` directory, and gate clones (`orch-gate-…`) in the temporary directory — with why
+/// each is stale.
 fn stale_worktrees(db: &Db, config: &Config) -> Result<Vec<(PathBuf, String)>> {
-    let dir = crate::gates::worktree::worktrees_dir(&config.db_path);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Ok(Vec::new());
-    };
     let me = Claimant::current("orch reap");
     let leases = db.leases()?;
+    let places = [
+        (crate::gates::worktree::worktrees_dir(&config.db_path), ""),
+        (std::env::temp_dir(), crate::gates::worktree::CLONE_PREFIX),
+    ];
     let mut stale = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if !path.is_dir() {
-            continue;
-        }
-        let Some((pid, created_ms)) = entry.file_name().to_str().and_then(parse_worktree_name)
-        else {
+    for (dir, prefix) in places {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
-        if let Some(why) = worktree_owner_dead(pid, created_ms, &leases, &me) {
-            stale.push((path, why));
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !path.is_dir() {
+                continue;
+            }
+            let Some((pid, created_ms)) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.strip_prefix(prefix))
+                .and_then(parse_worktree_name)
+            else {
+                continue;
+            };
+            if let Some(why) = worktree_owner_dead(pid, created_ms, &leases, &me) {
+                stale.push((path, why));
+            }
         }
     }
     stale.sort();
     Ok(stale)
 }
 
-/// Removes stale gate worktrees, then prunes git's records of them in every task's checkout.
+/// Removes stale gate working copies, then prunes git's records of them in every mirror.
 fn remove_stale_worktrees(
     store: &mut Store,
     config: &Config,
@@ -679,11 +690,13 @@ fn remove_stale_worktrees(
         report.push(Action::RemoveWorktree { path, why });
     }
     if removed > 0 {
-        for checkout in store.read().task_checkouts()? {
-            if Path::new(&checkout).is_dir() {
-                if let Err(e) = Repo::at(&checkout).prune_worktrees() {
+        for repo in store.read().repos()? {
+            let mirror = Mirror::dir(&config.state_dir(), &repo.name);
+            if mirror.is_dir() {
+                if let Err(e) = Repo::at(&mirror).prune_worktrees() {
                     report.warnings.push(format!(
-                        "`git worktree prune` failed in `{checkout}`: {e:#}"
+                        "`git worktree prune` failed in orch's mirror `{}`: {e:#}",
+                        mirror.display()
                     ));
                 }
             }

@@ -8,4 +8,5 @@ pub(crate) mod exec;
 pub(crate) mod merge_gate;
 pub(crate) mod queue;
 pub(crate) mod reap;
+pub(crate) mod repo;
 pub(crate) mod task;

@@ -1,7 +1,5 @@
 //! `orch task add|show|list|hold|release`.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -11,9 +9,9 @@ use crate::counter::Counter;
 use crate::engine::load_task;
 use crate::error::{failure, Exit};
 use crate::stages::Stage;
-use crate::store::{HistoryItem, NewTask, Store, Task};
+use crate::store::{HistoryItem, NewTask, NewTransition, Store, Task};
 use crate::ui::{age, timestamp};
-use crate::{git, host, Context};
+use crate::{host, names, Context};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum TaskCommand {
@@ -33,28 +31,25 @@ pub(crate) enum TaskCommand {
 pub(crate) struct AddArgs {
     /// The task id, e.g. `ORCH-7`.
     pub id: String,
-    /// The repository's logical name: the lease scope and the merge-lock key.
+    /// The registered repository (`orch repo add`): the lease scope and the merge-lock key.
     #[arg(long)]
     pub repo: String,
-    /// The task branch.
+    /// The task branch: a valid branch name, never the target or a protected branch.
     #[arg(long)]
     pub branch: String,
-    /// Any checkout of the repository (needed from `deploy-staging` on).
-    #[arg(long, value_name = "DIR")]
-    pub worktree: Option<PathBuf>,
-    /// The branch the task merges into.
-    #[arg(long, default_value = "main")]
-    pub target: String,
-    /// The remote to fetch from and push the task branch to [default: `origin` when the
-    /// checkout has one, else none].
-    #[arg(long, conflicts_with = "no_remote")]
-    pub remote: Option<String>,
-    /// Work with local branches only, even when the checkout has an `origin`.
-    #[arg(long)]
-    pub no_remote: bool,
-    /// The stage to register it at.
+    /// The stage to register it at; anything but `created` skips every gate before it and needs
+    /// --force and --reason.
     #[arg(long, value_enum, default_value_t = Stage::Created)]
     pub stage: Stage,
+    /// Register at a stage other than `created` (written to the history with its reason).
+    #[arg(long)]
+    pub force: bool,
+    /// Why the task skips the stages before --stage.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Who registers it [default: $USER].
+    #[arg(long)]
+    pub actor: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -116,86 +111,79 @@ fn check_name(what: &str, value: &str) -> Result<()> {
 
 fn add(ctx: &Context, args: AddArgs) -> Result<Exit> {
     check_name("task id", &args.id)?;
-    check_name("repo", &args.repo)?;
-    check_name("branch", &args.branch)?;
-    check_name("target", &args.target)?;
-    if args.branch == args.target {
+    names::identifier(&args.repo).map_err(|why| usage(format!("repo `{}` {why}", args.repo)))?;
+    let branch = names::branch(&args.branch).map_err(|why| {
+        usage(format!(
+            "branch `{}` {why} (hint: give the task a branch of its own, e.g. `feat/{}`)",
+            args.branch.escape_debug(),
+            args.id
+        ))
+    })?;
+    if args.stage != Stage::Created && !(args.force && args.reason.is_some()) {
         return Err(usage(format!(
-            "the task branch `{}` is the target branch (hint: orch never moves the target; give the task its own branch)",
-            args.branch
+            "registering `{}` at `{}` skips every gate before it (hint: register at `created`, or add --force --reason \"why\")",
+            args.id, args.stage
         )));
     }
-    let worktree = match &args.worktree {
-        Some(dir) => {
-            let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
-            if !git::is_checkout(&dir) {
-                return Err(usage(format!(
-                    "`{}` is not a git checkout (hint: --worktree takes any checkout of the repository)",
-                    dir.display()
-                )));
-            }
-            Some(dir)
-        }
-        None => None,
-    };
-    let remote = match (&args.remote, args.no_remote, &worktree) {
-        (_, true, _) => None,
-        (Some(remote), _, _) => {
-            check_name("remote", remote)?;
-            if let Some(dir) = &worktree {
-                if !git::remotes(dir)?.contains(remote) {
-                    return Err(usage(format!(
-                        "the checkout `{}` has no remote `{remote}` (hint: `git -C {} remote -v`, or --no-remote)",
-                        dir.display(),
-                        dir.display()
-                    )));
-                }
-            }
-            Some(remote.clone())
-        }
-        (None, false, Some(dir)) => git::remotes(dir)?.into_iter().find(|r| r == "origin"),
-        (None, false, None) => None,
-    };
-    let new = NewTask {
-        id: args.id.clone(),
-        repo: args.repo,
-        branch: args.branch,
-        worktree: worktree.map(|d| d.display().to_string()),
-        target: args.target,
-        remote,
-        stage: args.stage,
-    };
-    let mut store = Store::open(&ctx.config.db_path)?;
-    let existing = store.write(|db| {
-        if let Some(task) = db.task(&new.id)? {
-            return Ok(Some(task));
-        }
-        db.insert_task(&new, host::wall_ms())?;
-        db.count(Counter::TasksAdded, 1)?;
-        Ok(None)
-    })?;
-    let (task, outcome) = match existing {
-        None => (load_task(&store.read(), &new.id)?, "added"),
-        Some(task) if same_registration(&task, &new) => (task, "already-registered"),
-        Some(task) => {
+    if let Some(reason) = &args.reason {
+        check_text("reason", reason)?;
+    }
+    let actor = args.actor.clone().unwrap_or_else(default_actor);
+    let mut store = Store::open_existing(&ctx.config.db_path)?;
+    let outcome = store.write(|db| {
+        let Some(repo) = db.repo(&args.repo)? else {
             return Err(usage(format!(
-                "task `{}` already exists with other settings (repo `{}`, branch `{}`, target `{}`) (hint: pick another id, or `orch task show {}`)",
-                task.id, task.repo, task.branch, task.target, task.id
-            )))
+                "repo `{}` is not registered (hint: `orch repo add {} --url URL`)",
+                args.repo, args.repo
+            )));
+        };
+        if repo.guarded_refs().contains(&names::full_ref(&branch)) {
+            return Err(usage(format!(
+                "branch `{branch}` is the target or a protected branch of `{}` (hint: orch never moves those; give the task a branch of its own)",
+                repo.name
+            )));
         }
-    };
+        let new = NewTask {
+            id: args.id.clone(),
+            repo: repo.name.clone(),
+            branch: branch.clone(),
+            target: repo.target.clone(),
+            stage: args.stage,
+        };
+        if let Some(task) = db.task(&new.id)? {
+            return match differing_field(&task, &new) {
+                None => Ok(("already-registered", task)),
+                Some((field, was, now)) => Err(usage(format!(
+                    "task `{}` is already registered with {field} `{was}`, not `{now}` (hint: pick another id, or `orch task show {}`)",
+                    task.id, task.id
+                ))),
+            };
+        }
+        let now = host::wall_ms();
+        db.insert_task(&new, now)?;
+        db.count(Counter::TasksAdded, 1)?;
+        if new.stage != Stage::Created {
+            db.insert_transition(&NewTransition {
+                task_id: &new.id,
+                from: None,
+                to: new.stage,
+                version: 1,
+                actor: &actor,
+                reason: args.reason.as_deref(),
+                lease_token: None,
+                at: now,
+            })?;
+        }
+        Ok(("added", load_task(db, &new.id)?))
+    })?;
+    let (outcome, task) = outcome;
     if ctx.ui.json {
         ctx.ui
             .json(&serde_json::json!({ "outcome": outcome, "task": task }))?;
     } else if outcome == "added" {
         ctx.ui.line(format!(
-            "added {} at {} (repo {}, branch {} → {}, remote {})",
-            task.id,
-            task.stage,
-            task.repo,
-            task.branch,
-            task.target,
-            task.remote.as_deref().unwrap_or("none")
+            "added {} at {} (repo {}, branch {} → {})",
+            task.id, task.stage, task.repo, task.branch, task.target
         ));
     } else {
         ctx.ui.line(format!(
@@ -206,12 +194,31 @@ fn add(ctx: &Context, args: AddArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-fn same_registration(task: &Task, new: &NewTask) -> bool {
-    task.repo == new.repo
-        && task.branch == new.branch
-        && task.target == new.target
-        && task.worktree == new.worktree
-        && task.remote == new.remote
+/// The first field in which a re-registration differs from the task: (name, stored, asked).
+fn differing_field(task: &Task, new: &NewTask) -> Option<(&'static str, String, String)> {
+    [
+        ("repo", task.repo.clone(), new.repo.clone()),
+        ("branch", task.branch.clone(), new.branch.clone()),
+        ("target", task.target.clone(), new.target.clone()),
+    ]
+    .into_iter()
+    .find(|(_, was, now)| was != now)
+    .or_else(|| {
+        // A task that moved on since its registration is still the same registration only when
+        // no stage was asked for beyond `created`.
+        (new.stage != Stage::Created && task.version == 1 && task.stage != new.stage)
+            .then(|| ("stage", task.stage.to_string(), new.stage.to_string()))
+    })
+}
+
+/// Free text from a flag: at most 2,000 characters, no control characters.
+fn check_text(what: &str, value: &str) -> Result<()> {
+    if value.chars().count() > 2000 || value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(usage(format!(
+            "the {what} must be at most 2,000 characters with no control characters"
+        )));
+    }
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -238,12 +245,8 @@ fn show(ctx: &Context, args: ShowArgs) -> Result<Exit> {
     }
     let ui = &ctx.ui;
     ui.line(format!(
-        "task {}   repo {}   branch {} → {}   remote {}",
-        task.id,
-        task.repo,
-        task.branch,
-        task.target,
-        task.remote.as_deref().unwrap_or("none")
+        "task {}   repo {}   branch {} → {}",
+        task.id, task.repo, task.branch, task.target
     ));
     ui.line(format!(
         "stage {}   version {}   developer retries {}/{}   validated {}",
@@ -253,9 +256,6 @@ fn show(ctx: &Context, args: ShowArgs) -> Result<Exit> {
         ctx.config.max_dev_retries,
         task.validated_sha.as_deref().unwrap_or("-")
     ));
-    if let Some(dir) = &task.worktree {
-        ui.line(format!("worktree {dir}"));
-    }
     if let (Some(reason), Some(since)) = (&task.hold_reason, task.held_since) {
         ui.line(format!("HOLD since {}: {reason}", timestamp(since)));
     }
@@ -379,7 +379,7 @@ fn list(ctx: &Context, args: ListArgs) -> Result<Exit> {
 
 fn hold(ctx: &Context, args: HoldArgs) -> Result<Exit> {
     let actor = args.actor.unwrap_or_else(default_actor);
-    let mut store = Store::open(&ctx.config.db_path)?;
+    let mut store = Store::open_existing(&ctx.config.db_path)?;
     let set = store.write(|db| {
         load_task(db, &args.id)?;
         let set = db.set_hold(None, &args.id, &args.reason, &actor, host::wall_ms())?;
@@ -404,7 +404,7 @@ fn hold(ctx: &Context, args: HoldArgs) -> Result<Exit> {
 
 fn release(ctx: &Context, args: ReleaseArgs) -> Result<Exit> {
     let actor = args.actor.unwrap_or_else(default_actor);
-    let mut store = Store::open(&ctx.config.db_path)?;
+    let mut store = Store::open_existing(&ctx.config.db_path)?;
     let released = store.write(|db| {
         load_task(db, &args.id)?;
         let released = db.release_hold(&args.id, &actor, host::wall_ms())?;

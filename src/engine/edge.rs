@@ -7,14 +7,14 @@ use super::report::{lease_lost, AdvanceReport, AdvanceRequest};
 use super::route::{self, Failed};
 use crate::config::Config;
 use crate::counter::Counter;
-use crate::error::Exit;
+use crate::error::{failure, Exit};
 use crate::gates::{self, edge_gates, GateCx, GateKind, GateResult, Verdict};
 use crate::host;
 use crate::lease::HeldLease;
 use crate::owner::Claimant;
 use crate::routing::BudgetKey;
 use crate::stages::Edge;
-use crate::store::{NewGateEvent, Store, Task};
+use crate::store::{NewGateEvent, RepoRow, Store, Task};
 use crate::ui::Ui;
 
 /// One step of one task: what was asked, the task as its checks saw it, the edge, and who acts.
@@ -44,11 +44,31 @@ pub(crate) fn run_edge(
     goal: EdgeGoal,
 ) -> Result<AdvanceReport> {
     let lease_for_release = lease.clone();
-    let result = run_edge_held(store, config, ui, step, lease, goal);
+    let result = match repo_config(store, config, &step.snap) {
+        Ok((repo, config)) => run_edge_held(store, &config, ui, step, repo, lease, goal),
+        Err(err) => Err(err),
+    };
     // Every path gives the lease up (the commit and routing paths already did, in their
     // transactions; this is then a no-op delete).
     let _ = store.write(|db| lease_for_release.release_in(db));
     result
+}
+
+/// The task's registered repository and the configuration its gates run with: the repository's
+/// own settings over the environment.
+fn repo_config(store: &Store, config: &Config, task: &Task) -> Result<(RepoRow, Config)> {
+    let db = store.read();
+    let Some(repo) = db.repo(&task.repo)? else {
+        return Err(failure(
+            Exit::Usage,
+            format!(
+                "task `{}`: its repo `{}` is not registered, so it cannot be gated (hint: `orch repo add {} --url URL`)",
+                task.id, task.repo, task.repo
+            ),
+        ));
+    };
+    let settings = db.repo_settings(&repo.name)?;
+    Ok((repo, config.for_repo(&settings)))
 }
 
 fn run_edge_held(
@@ -56,6 +76,7 @@ fn run_edge_held(
     config: &Config,
     ui: Ui,
     step: Step,
+    repo: RepoRow,
     lease: HeldLease,
     goal: EdgeGoal,
 ) -> Result<AdvanceReport> {
@@ -80,6 +101,7 @@ fn run_edge_held(
         config,
         ui,
         task: snap.clone(),
+        repo,
         lease,
         me: me.clone(),
         edge,
@@ -190,6 +212,7 @@ fn record_pass(cx: &mut GateCx, result: &GateResult) -> Result<bool> {
     let task_id = cx.task.id.clone();
     let edge = cx.edge;
     let lease = cx.lease.clone();
+    let config = cx.config;
     cx.store.write(|db| {
         if !lease.still_held(db)? {
             return Ok(false);
@@ -206,7 +229,8 @@ fn record_pass(cx: &mut GateCx, result: &GateResult) -> Result<bool> {
         })?;
         db.count(Counter::Gate(result.gate, result.outcome), 1)?;
         if let (Some(head), Some(target)) = (&result.head, &result.target) {
-            db.insert_verdict(&task_id, result.gate, head, target, result.run_id, now)?;
+            let hash = config.retest_hash();
+            db.insert_verdict(&task_id, result.gate, head, target, &hash, result.run_id, now)?;
         }
         Ok(true)
     })

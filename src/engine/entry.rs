@@ -8,12 +8,14 @@ use super::commit::commit_transition;
 use super::edge::{run_edge, EdgeGoal, Step};
 use super::report::{illegal, AdvanceReport, AdvanceRequest};
 use crate::config::Config;
+use crate::error::{failure, Exit};
+use crate::git::Mirror;
 use crate::gates::{edge_gates, GateKind};
 use crate::host;
 use crate::lease::{self, Acquire, HeldLease};
 use crate::owner::Claimant;
 
-use crate::store::Store;
+use crate::store::{Store, Task};
 use crate::ui::Ui;
 
 /// `orch advance`: one transition. Returns the report for outcomes 0, 10, 11, 12, 13; the
@@ -28,6 +30,9 @@ pub(crate) fn advance(
         Checked::Duplicate(report) => return Ok(report),
         Checked::Go { snap, edge } => (snap, edge),
     };
+    if let Some(sha) = &req.validated_sha {
+        check_validated_sha(store, config, &snap, sha)?;
+    }
     let me = Claimant::current(format!("{} (orch advance)", req.actor));
     let step = Step {
         req,
@@ -47,6 +52,30 @@ pub(crate) fn advance(
     };
     crate::fault::point("advance.after_lease");
     run_edge(store, config, ui, step, lease, EdgeGoal::Transition)
+}
+
+/// `--validated-sha` names a commit CI validated: 40 hex digits that name a commit of the task's
+/// repository, after a fetch of the task's branch into orch's mirror (exit 2 otherwise).
+fn check_validated_sha(store: &Store, config: &Config, task: &Task, sha: &str) -> Result<()> {
+    let bad = |why: String| failure(Exit::Usage, format!("--validated-sha `{}` {why}", sha.escape_debug()));
+    if sha.len() != 40 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad("is not a full commit id (hint: 40 hex digits, e.g. `git rev-parse HEAD`)".into()));
+    }
+    let Some(repo) = store.read().repo(&task.repo)? else {
+        return Err(bad(format!(
+            "cannot be checked: repo `{}` is not registered (hint: `orch repo add {} --url URL`)",
+            task.repo, task.repo
+        )));
+    };
+    let mirror = Mirror::open(&config.state_dir(), &repo.name)?;
+    let fetched = mirror.fetch(&repo.url, &task.branch);
+    if mirror.repo.resolve(&sha.to_ascii_lowercase())?.is_none() {
+        return Err(bad(match fetched {
+            Ok(()) => format!("names no commit of `{}` (hint: the commit CI validated on `{}`)", repo.name, task.branch),
+            Err(e) => format!("names no commit orch has, and fetching `{}` failed: {e:#}", task.branch),
+        }));
+    }
+    Ok(())
 }
 
 /// `orch merge-gate retest`: the merge sub-gate alone, at `deploy-staging`, under the task's

@@ -6,7 +6,7 @@
 use anyhow::Result;
 
 use super::merge::{resolve_commits, short};
-use super::worktree::{run_gate_command, with_worktree, worktrees_dir, GateCommand};
+use super::worktree::{run_gate_command, with_clone, worktrees_dir, GateCommand};
 use super::{classify_run, last_line, GateCx, GateKind, GateResult, InfraKind, Verdict};
 use crate::host;
 use crate::runner::{ExitCodes, RunOutcome, RunResult};
@@ -39,14 +39,14 @@ fn branch_tip(cx: &mut GateCx) -> Result<String> {
     Ok(commits.base_tip)
 }
 
-/// `ORCH_SECURITY_GATE_CMD` in a worktree at the branch tip: exit 0 passes, another status is red.
+/// `ORCH_SECURITY_GATE_CMD` in a throwaway clone of the branch tip: exit 0 passes, another status is red.
 pub(crate) fn security(cx: &mut GateCx) -> Result<GateResult> {
     const GATE: GateKind = GateKind::Security;
     let Some(command) = cx.config.security_cmd.clone() else {
         return Ok(skipped(GATE, "ORCH_SECURITY_GATE_CMD"));
     };
     let tip = branch_tip(cx)?;
-    with_worktree(cx, GATE, &tip.clone(), |cx, worktree| {
+    with_clone(cx, GATE, &tip.clone(), |cx, worktree| {
         let run = run_gate_command(
             cx,
             GateCommand {
@@ -85,12 +85,12 @@ pub(crate) fn coverage(cx: &mut GateCx) -> Result<GateResult> {
         Some(head) => head,
         None => branch_tip(cx)?,
     };
-    let report = worktrees_dir(&cx.config.db_path).join(format!(
-        "coverage-{}-{}.json",
+    let report = std::env::temp_dir().join(format!(
+        "orch-coverage-{}-{}.json",
         std::process::id(),
         host::wall_ms()
     ));
-    let result = with_worktree(cx, GATE, &head, |cx, worktree| {
+    let result = with_clone(cx, GATE, &head, |cx, worktree| {
         let run = run_gate_command(
             cx,
             GateCommand {

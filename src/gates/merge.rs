@@ -1,16 +1,17 @@
 //! The merge sub-gate: rebase the task branch onto the target in a worktree of its own, under the
 //! repository's merge lock, and re-test the result.
 //!
-//! Never the agent's checkout: a fresh `git worktree add --detach` under orch's state directory,
-//! removed at the end. The only push is the task branch's, with `--force-with-lease` on the tip it
-//! replaced (INV-4, `crate::git`). The re-test is skipped only when the rebase was a no-op and the
+//! Never the agent's checkout: the rebase runs in a fresh detached worktree of orch's own mirror
+//! (fetched from the registered URL), removed at the end; the re-test runs in a throwaway clone
+//! of the rebased head. The only push is the task branch's, to the registered URL, with
+//! `--force-with-lease` on the tip it replaced (INV-4, `crate::git`). The re-test is skipped only when the rebase was a no-op and the
 //! head equals `validated_sha`, decided under the lock; any uncertainty runs it. A passing verdict
-//! is stored with the commits it judged and reused while they are unchanged.
+//! is stored with the commits it judged and the hash of the command and timeout that produced
+//! it, and reused only while all of them are unchanged.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
-pub(crate) use super::worktree::checkout;
-use super::worktree::{run_gate_command, with_worktree, GateCommand};
+use super::worktree::{mirror, run_gate_command, with_clone, with_worktree, GateCommand};
 use super::{classify_run, GateCx, GateKind, GateResult, InfraKind, Verdict};
 use crate::counter::Counter;
 use crate::git::{RebaseResult, Repo};
@@ -34,52 +35,32 @@ fn infra(reason: String) -> GateResult {
 pub(crate) struct Commits {
     pub base_tip: String,
     pub target: String,
-    /// `<remote>/<target>`, or the local target.
+    /// The target's name, for messages.
     pub onto_name: String,
 }
 
-/// Fetches (when the task has a remote) and resolves the branch tip and the target. An error is
-/// the gate's infra reason (`gates::run` turns it into an `other` verdict).
+/// Fetches the target and the task branch from the registered URL into orch's mirror and
+/// resolves both. An error is the gate's infra reason (`gates::run` turns it into an `other`
+/// verdict).
 pub(crate) fn resolve_commits(cx: &GateCx) -> Result<Commits> {
-    let task = &cx.task;
-    let repo = checkout(cx)?;
-    let fetch_error = match &task.remote {
-        Some(remote) => repo
-            .fetch(remote, &task.target, &task.branch)
-            .err()
-            .map(|e| format!("git fetch from `{remote}` failed: {e:#}")),
-        None => None,
+    let (task, repo) = (&cx.task, &cx.repo);
+    let mirror = mirror(cx)?;
+    mirror
+        .fetch(&repo.url, &task.target)
+        .with_context(|| format!("fetching the target `{}` of `{}`", task.target, repo.name))?;
+    mirror
+        .fetch(&repo.url, &task.branch)
+        .with_context(|| format!("fetching the task branch `{}` of `{}`", task.branch, repo.name))?;
+    let Some(base_tip) = mirror.fetched_tip(&task.branch)? else {
+        bail!("branch `{}` not found in orch's mirror of `{}`", task.branch, repo.name);
     };
-    let (branch_ref, target_ref, onto_name) = match &task.remote {
-        Some(remote) => (
-            format!("refs/remotes/{remote}/{}", task.branch),
-            format!("refs/remotes/{remote}/{}", task.target),
-            format!("{remote}/{}", task.target),
-        ),
-        None => (
-            format!("refs/heads/{}", task.branch),
-            format!("refs/heads/{}", task.target),
-            task.target.clone(),
-        ),
-    };
-    let base_tip = match repo.resolve(&branch_ref)? {
-        Some(sha) => Some(sha),
-        // A branch the remote does not have yet: the local one is the tip.
-        None => repo.resolve(&format!("refs/heads/{}", task.branch))?,
-    };
-    if let Some(error) = fetch_error {
-        bail!(error);
-    }
-    let Some(base_tip) = base_tip else {
-        bail!("branch `{}` not found in the checkout", task.branch);
-    };
-    let Some(target) = repo.resolve(&target_ref)? else {
-        bail!("target `{onto_name}` not found in the checkout");
+    let Some(target) = mirror.fetched_tip(&task.target)? else {
+        bail!("target `{}` not found in orch's mirror of `{}`", task.target, repo.name);
     };
     Ok(Commits {
         base_tip,
         target,
-        onto_name,
+        onto_name: task.target.clone(),
     })
 }
 
@@ -88,7 +69,10 @@ pub(crate) fn retest(cx: &mut GateCx) -> Result<GateResult> {
     let commits = resolve_commits(cx)?;
     cx.note_base_tip(&commits.base_tip);
     // A stored passing verdict for exactly these commits is reused.
-    if cx.store.read().latest_verdict(&cx.task.id, GATE)?
+    if cx
+        .store
+        .read()
+        .latest_verdict(&cx.task.id, GATE, &cx.config.retest_hash())?
         == Some((commits.base_tip.clone(), commits.target.clone()))
     {
         let mut result = GateResult::new(
@@ -158,17 +142,11 @@ fn take_merge_lock(cx: &mut GateCx, repo: &str) -> Result<MergeLock> {
 
 fn under_lock(cx: &mut GateCx, commits: &Commits) -> Result<GateResult> {
     with_worktree(cx, GATE, &commits.base_tip, |cx, worktree| {
-        let checkout = checkout(cx)?;
-        in_worktree(cx, commits, &checkout, worktree)
+        in_worktree(cx, commits, worktree)
     })
 }
 
-fn in_worktree(
-    cx: &mut GateCx,
-    commits: &Commits,
-    checkout: &Repo,
-    worktree: &Repo,
-) -> Result<GateResult> {
+fn in_worktree(cx: &mut GateCx, commits: &Commits, worktree: &Repo) -> Result<GateResult> {
     cx.ui.note(format!(
         "merge gate: {}: rebasing {} onto {}",
         cx.task.id, cx.task.branch, commits.onto_name
@@ -197,19 +175,13 @@ fn in_worktree(
         if !cx.lease.still_held(&cx.store.read())? {
             return Ok(GateResult::new(GATE, Verdict::LeaseLost));
         }
-        let task = &cx.task;
-        let published = match &task.remote {
-            Some(remote) => checkout.push_task_branch(
-                remote,
-                &task.branch,
-                &task.target,
-                &head,
-                Some(&commits.base_tip),
-            ),
-            None => {
-                checkout.update_task_branch(&task.branch, &task.target, &head, &commits.base_tip)
-            }
-        };
+        let published = mirror(cx)?.push_task_branch(
+            &cx.repo.url,
+            &cx.task.branch,
+            &cx.repo.guarded_refs(),
+            &head,
+            &commits.base_tip,
+        );
         if let Err(e) = published {
             return Ok(infra(format!(
                 "publishing the rebased branch failed: {e:#}"
@@ -227,21 +199,21 @@ fn in_worktree(
             GATE,
             Verdict::Skipped {
                 why: format!(
-                    "skipped the re-test: {} is already on {} and equals validated_sha",
+                    "skipped the re-test: {} is already based on {} and equals validated_sha",
                     short(&head),
                     commits.onto_name
                 ),
             },
         )
     } else {
-        run_suite(cx, worktree)?
+        with_clone(cx, GATE, &head, run_suite)?
     };
     result.head = Some(head);
     result.target = Some(commits.target.clone());
     Ok(result)
 }
 
-fn run_suite(cx: &mut GateCx, worktree: &Repo) -> Result<GateResult> {
+fn run_suite(cx: &mut GateCx, clone: &Repo) -> Result<GateResult> {
     let repo = cx.task.repo.clone();
     let command = cx.config.merge_retest_cmd.clone();
     let run = run_gate_command(
@@ -250,7 +222,7 @@ fn run_suite(cx: &mut GateCx, worktree: &Repo) -> Result<GateResult> {
             gate: GATE,
             command: &command,
             timeout: cx.config.merge_retest_timeout,
-            cwd: &worktree.dir,
+            cwd: &clone.dir,
             extra_env: Vec::new(),
             exit_codes: ExitCodes::Pytest,
             merge_lock: Some(&repo),

@@ -8,8 +8,9 @@
 use anyhow::Result;
 
 use super::merge::short;
-use super::worktree::{checkout, run_gate_command, worktrees_dir, GateCommand};
+use super::worktree::{mirror, run_gate_command, worktrees_dir, GateCommand};
 use super::{classify_run, last_line, GateCx, GateKind, GateResult, InfraKind, Verdict};
+use crate::git::Mirror;
 use crate::runner::{ExitCodes, RunOutcome};
 
 const GATE: GateKind = GateKind::MergeVerify;
@@ -32,46 +33,42 @@ enum Proof {
     Unknown(String),
 }
 
-/// Fetches and checks whether `head` is in the target.
+/// Fetches the target from the registered URL into orch's mirror and checks whether `head` is
+/// in it.
 fn proof(cx: &GateCx, head: &str) -> Result<Proof> {
-    let repo = checkout(cx)?;
-    let task = &cx.task;
-    let target_ref = match &task.remote {
-        Some(remote) => {
-            if let Err(e) = repo.fetch(remote, &task.target, &task.branch) {
-                return Ok(Proof::Unknown(format!(
-                    "git fetch from `{remote}` failed: {e:#}"
-                )));
-            }
-            format!("refs/remotes/{remote}/{}", task.target)
-        }
-        None => format!("refs/heads/{}", task.target),
-    };
-    Ok(match repo.is_ancestor(head, &target_ref) {
-        Ok(true) => Proof::Merged,
-        Ok(false) => Proof::NotMerged,
-        Err(e) => Proof::Unknown(format!("checking the proof of merge failed: {e:#}")),
-    })
+    let mirror = mirror(cx)?;
+    let (task, repo) = (&cx.task, &cx.repo);
+    if let Err(e) = mirror.fetch(&repo.url, &task.target) {
+        return Ok(Proof::Unknown(format!(
+            "fetching the target `{}` of `{}` failed: {e:#}",
+            task.target, repo.name
+        )));
+    }
+    Ok(
+        match mirror.repo.is_ancestor(head, &Mirror::fetched(&task.target)) {
+            Ok(true) => Proof::Merged,
+            Ok(false) => Proof::NotMerged,
+            Err(e) => Proof::Unknown(format!("checking the proof of merge failed: {e:#}")),
+        },
+    )
 }
 
 pub(crate) fn verify(cx: &mut GateCx) -> Result<GateResult> {
-    let repo = checkout(cx)?;
-    let head = match cx
+    // Only a head orch itself re-tested (with today's command and timeout) is ever merged.
+    let verdict = cx
         .store
         .read()
-        .latest_verdict(&cx.task.id, GateKind::Merge)?
-    {
-        Some((head, _)) => head,
-        None => {
-            let branch_ref = match &cx.task.remote {
-                Some(remote) => format!("refs/remotes/{remote}/{}", cx.task.branch),
-                None => format!("refs/heads/{}", cx.task.branch),
-            };
-            match repo.resolve(&branch_ref)? {
-                Some(sha) => sha,
-                None => return Ok(infra(format!("branch `{}` not found", cx.task.branch))),
-            }
-        }
+        .latest_verdict(&cx.task.id, GateKind::Merge, &cx.config.retest_hash())?;
+    let Some((head, _)) = verdict else {
+        return Ok(GateResult::new(
+            GATE,
+            Verdict::NoProof {
+                reason: format!(
+                    "task `{}` has no passing re-test verdict of orch's for its current ORCH_MERGE_RETEST_CMD and timeout, so nothing may be merged (hint: the task must pass `deploy-staging → deploy` through orch)",
+                    cx.task.id
+                ),
+            },
+        ));
     };
     cx.note_base_tip(&head);
     cx.head = Some(head.clone());

@@ -10,7 +10,7 @@ use crate::owner::Claimant;
 use crate::routing::BudgetKey;
 use crate::runner::{RunOutcome, RunResult};
 use crate::stages::Edge;
-use crate::store::{Store, Task};
+use crate::store::{RepoRow, Store, Task};
 use crate::ui::Ui;
 
 /// One gate's result, as reported and routed.
@@ -57,6 +57,8 @@ pub(crate) struct GateCx<'a> {
     pub ui: Ui,
     /// The task as it was when the lease was taken.
     pub task: Task,
+    /// The task's registered repository: its canonical remote, target and protected branches.
+    pub repo: RepoRow,
     pub lease: HeldLease,
     pub me: Claimant,
     pub edge: Edge,

@@ -1,6 +1,10 @@
-//! Gate worktrees and gate commands: every gate works in a fresh detached worktree of its own
-//! under orch's state directory (never the agent's checkout), removed when it ends, and runs its
-//! command through the process-group runner with the lease renewed while it runs.
+//! Where gates work, and how gate commands run.
+//!
+//! orch's git steps (the rebase) run in a detached worktree of orch's own mirror, under the state
+//! directory; no gate command ever sees it. Every gate command — the agent's code — runs in a
+//! throwaway clone of the commit it judges (`with_clone`): its own `.git`, no remote, outside the
+//! state directory, removed when the gate ends; nothing the suite writes reaches the mirror. The
+//! command runs through the process-group runner with the lease renewed while it runs.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::{GateCx, GateKind, GateResult, InfraKind, Verdict};
-use crate::git::Repo;
+use crate::git::{Mirror, Repo};
 use crate::host;
 use crate::merge_lock;
 use crate::runner::{self, Echo, ExitCodes, RunResult, RunSpec, Track};
@@ -18,30 +22,17 @@ pub(crate) fn worktrees_dir(db_path: &Path) -> PathBuf {
     db_path.parent().unwrap_or(Path::new(".")).join("worktrees")
 }
 
-/// The agent's checkout the task was registered with (only read, never changed).
-pub(crate) fn checkout(cx: &GateCx) -> Result<Repo> {
-    let dir = cx.task.worktree.as_deref().ok_or_else(|| {
-        crate::error::failure(
-            crate::error::Exit::Usage,
-            format!(
-                "task `{}` has no checkout (hint: register it with `orch task add … --worktree DIR`)",
-                cx.task.id
-            ),
-        )
-    })?;
-    Ok(Repo::at(dir))
+/// The prefix of a gate's throwaway clone in the temporary directory.
+pub(crate) const CLONE_PREFIX: &str = "orch-gate-";
+
+/// orch's mirror of the task's repository.
+pub(crate) fn mirror(cx: &GateCx) -> Result<Mirror> {
+    Mirror::open(&cx.config.state_dir(), &cx.repo.name)
 }
 
-/// Runs `f` in a fresh detached worktree at `commit`; removes it afterwards, whatever happened.
-pub(crate) fn with_worktree(
-    cx: &mut GateCx,
-    gate: GateKind,
-    commit: &str,
-    f: impl FnOnce(&mut GateCx, &Repo) -> Result<GateResult>,
-) -> Result<GateResult> {
-    let checkout = checkout(cx)?;
-    let dir = worktrees_dir(&cx.config.db_path);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating `{}`", dir.display()))?;
+/// A directory name for one gate's working copy: `<task>-<orch pid>-<gate>-<wall ms>` (the
+/// reaper reads the pid and time back to find stale ones).
+fn work_name(cx: &GateCx, gate: GateKind) -> String {
     let safe_id: String = cx
         .task
         .id
@@ -54,26 +45,64 @@ pub(crate) fn with_worktree(
             }
         })
         .collect();
-    let path = dir.join(format!(
+    format!(
         "{safe_id}-{}-{}-{}",
         std::process::id(),
         gate.name(),
         host::wall_ms()
-    ));
-    let worktree = match checkout.add_detached_worktree(&path, commit) {
+    )
+}
+
+fn infra(gate: GateKind, reason: String) -> GateResult {
+    GateResult::new(
+        gate,
+        Verdict::Infra {
+            kind: InfraKind::Other,
+            reason,
+        },
+    )
+}
+
+/// Runs `f` in a fresh detached worktree of orch's mirror at `commit` (orch's own git steps
+/// only); removes it afterwards, whatever happened.
+pub(crate) fn with_worktree(
+    cx: &mut GateCx,
+    gate: GateKind,
+    commit: &str,
+    f: impl FnOnce(&mut GateCx, &Repo) -> Result<GateResult>,
+) -> Result<GateResult> {
+    let mirror = mirror(cx)?;
+    let dir = worktrees_dir(&cx.config.db_path);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating `{}`", dir.display()))?;
+    let path = dir.join(work_name(cx, gate));
+    let worktree = match mirror.repo.add_detached_worktree(&path, commit) {
         Ok(w) => w,
-        Err(e) => {
-            return Ok(GateResult::new(
-                gate,
-                Verdict::Infra {
-                    kind: InfraKind::Other,
-                    reason: format!("creating the gate worktree failed: {e:#}"),
-                },
-            ))
-        }
+        Err(e) => return Ok(infra(gate, format!("creating the gate worktree failed: {e:#}"))),
     };
     let result = f(cx, &worktree);
-    let _ = checkout.remove_worktree(&path);
+    let _ = mirror.repo.remove_worktree(&path);
+    result
+}
+
+/// Runs `f` in a throwaway clone of `commit` outside the state directory (what a gate command
+/// runs in); removes it afterwards, whatever happened.
+pub(crate) fn with_clone(
+    cx: &mut GateCx,
+    gate: GateKind,
+    commit: &str,
+    f: impl FnOnce(&mut GateCx, &Repo) -> Result<GateResult>,
+) -> Result<GateResult> {
+    let mirror = mirror(cx)?;
+    let path = std::env::temp_dir().join(format!("{CLONE_PREFIX}{}", work_name(cx, gate)));
+    let clone = match mirror.clone_at(&path, commit) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&path);
+            return Ok(infra(gate, format!("cloning {commit} for the gate failed: {e:#}")));
+        }
+    };
+    let result = f(cx, &clone);
+    let _ = std::fs::remove_dir_all(&path);
     result
 }
 
@@ -114,10 +143,8 @@ pub(crate) fn run_gate_command(cx: &mut GateCx, cmd: GateCommand) -> Result<RunR
         ("ORCH_TASK_ID".into(), task.id.clone()),
         ("ORCH_BRANCH".into(), task.branch.clone()),
         ("ORCH_TARGET".into(), task.target.clone()),
-        (
-            "ORCH_REMOTE".into(),
-            task.remote.clone().unwrap_or_default(),
-        ),
+        ("ORCH_REPO".into(), cx.repo.name.clone()),
+        ("ORCH_REPO_URL".into(), cx.repo.url.clone()),
     ];
     spec.env.extend(cmd.extra_env);
     cx.ui.note(format!(

@@ -72,6 +72,21 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens an existing database for writing; a missing one is "not found" (exit 3) and nothing
+    /// is created. Only `orch repo add` creates a database.
+    pub fn open_existing(path: &Path) -> Result<Store> {
+        if !path.exists() {
+            return Err(failure(
+                Exit::NotFound,
+                format!(
+                    "database `{}` not found (hint: `orch repo add NAME --url URL` creates it, or point --db / ORCH_DB_PATH at the right file)",
+                    path.display()
+                ),
+            ));
+        }
+        Store::open(path)
+    }
+
     /// Opens `path` read-only. Never writes and never creates a file; a missing database is
     /// "not found" (exit 3). Works in a read-only location: when no `-wal` file is there, it falls
     /// back to `immutable=1`, which needs no `-shm`.

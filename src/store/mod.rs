@@ -13,6 +13,7 @@ mod lease;
 mod locks;
 mod reap;
 mod reaper;
+mod repos;
 mod requeue;
 mod runs;
 mod schema;
@@ -26,6 +27,7 @@ pub use history::{
 pub use lease::LeaseRow;
 pub use locks::MergeLockRow;
 pub use reaper::{Pruned, ReaperRunRow};
+pub use repos::RepoRow;
 pub use requeue::{Budget, RequeueKind, RequeueRow};
 pub use runs::{NewRun, RunRow};
 pub use schema::SCHEMA_VERSION;

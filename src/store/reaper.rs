@@ -234,14 +234,4 @@ impl Db<'_> {
             )?,
         })
     }
-
-    /// Every distinct checkout tasks were registered with.
-    pub fn task_checkouts(&self) -> Result<Vec<String>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT DISTINCT worktree FROM tasks WHERE worktree IS NOT NULL ORDER BY worktree",
-        )?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        rows.collect::<rusqlite::Result<_>>()
-            .context("listing task checkouts")
-    }
 }

@@ -273,28 +273,32 @@ impl Db<'_> {
         gate: GateKind,
         head: &str,
         target: &str,
+        config_hash: &str,
         run_id: Option<i64>,
         at: i64,
     ) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO verdicts (task_id, gate, head_sha, target_sha, run_id, at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![task_id, gate, head, target, run_id, at],
+            "INSERT INTO verdicts (task_id, gate, head_sha, target_sha, config_hash, run_id, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![task_id, gate, head, target, config_hash, run_id, at],
         )?;
         Ok(())
     }
 
-    /// The latest passing verdict of `gate` for the task: (head, target).
+    /// The latest passing verdict of `gate` for the task that the configuration `config_hash`
+    /// produced: (head, target). A verdict of another command or timeout is never reused.
     pub fn latest_verdict(
         &self,
         task_id: &str,
         gate: GateKind,
+        config_hash: &str,
     ) -> Result<Option<(String, String)>> {
         self.conn
             .query_row(
-                "SELECT head_sha, target_sha FROM verdicts WHERE task_id = ?1 AND gate = ?2
+                "SELECT head_sha, target_sha FROM verdicts
+                  WHERE task_id = ?1 AND gate = ?2 AND config_hash = ?3
                   ORDER BY id DESC LIMIT 1",
-                params![task_id, gate],
+                params![task_id, gate, config_hash],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()

@@ -225,6 +225,27 @@ const MIGRATIONS: &[&str] = &[
     -- `orch task list` in registration order without a sort.
     CREATE INDEX tasks_by_creation ON tasks(created_at, id);
     "#,
+    // v2: the operator's repository registry and its per-repository gate settings; a verdict
+    // records the hash of the command and timeout that produced it. Tasks keep their `worktree`
+    // and `remote` columns (older rows), but orch reads neither any more.
+    r#"
+    CREATE TABLE repos (
+        name       TEXT PRIMARY KEY,
+        url        TEXT NOT NULL UNIQUE,
+        target     TEXT NOT NULL,
+        protect    TEXT NOT NULL DEFAULT '[]',
+        created_at INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE repo_settings (
+        repo  TEXT NOT NULL REFERENCES repos(name),
+        key   TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (repo, key)
+    ) STRICT;
+
+    ALTER TABLE verdicts ADD COLUMN config_hash TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

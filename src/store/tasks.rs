@@ -13,9 +13,7 @@ pub struct Task {
     pub id: String,
     pub repo: String,
     pub branch: String,
-    pub worktree: Option<String>,
     pub target: String,
-    pub remote: Option<String>,
     pub stage: Stage,
     pub version: i64,
     pub validated_sha: Option<String>,
@@ -38,34 +36,27 @@ pub struct NewTask {
     pub id: String,
     pub repo: String,
     pub branch: String,
-    pub worktree: Option<String>,
     pub target: String,
-    pub remote: Option<String>,
     pub stage: Stage,
 }
 
-const TASK_COLUMNS: &str = "id, repo, branch, worktree, target, remote, stage, version, \
-     validated_sha, dev_retries, hold_reason, held_since, created_at, updated_at";
+const TASK_COLUMNS: &str = "id, repo, branch, target, stage, version, validated_sha, \
+     dev_retries, hold_reason, held_since, created_at, updated_at";
 
 fn task_from_row(row: &Row) -> rusqlite::Result<Task> {
-    let stage: String = row.get(6)?;
     Ok(Task {
         id: row.get(0)?,
         repo: row.get(1)?,
         branch: row.get(2)?,
-        worktree: row.get(3)?,
-        target: row.get(4)?,
-        remote: row.get(5)?,
-        stage: stage.parse().map_err(|e: String| {
-            rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, e.into())
-        })?,
-        version: row.get(7)?,
-        validated_sha: row.get(8)?,
-        dev_retries: row.get(9)?,
-        hold_reason: row.get(10)?,
-        held_since: row.get(11)?,
-        created_at: row.get(12)?,
-        updated_at: row.get(13)?,
+        target: row.get(3)?,
+        stage: row.get(4)?,
+        version: row.get(5)?,
+        validated_sha: row.get(6)?,
+        dev_retries: row.get(7)?,
+        hold_reason: row.get(8)?,
+        held_since: row.get(9)?,
+        created_at: row.get(10)?,
+        updated_at: row.get(11)?,
     })
 }
 
@@ -119,19 +110,10 @@ impl Db<'_> {
     pub fn insert_task(&self, t: &NewTask, now: i64) -> Result<()> {
         self.conn
             .execute(
-                "INSERT INTO tasks (id, repo, branch, worktree, target, remote, stage, version,
-                                    created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?8)",
-                params![
-                    t.id,
-                    t.repo,
-                    t.branch,
-                    t.worktree,
-                    t.target,
-                    t.remote,
-                    t.stage.as_str(),
-                    now
-                ],
+                "INSERT INTO tasks (id, repo, branch, target, stage, version, created_at,
+                                    updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)",
+                params![t.id, t.repo, t.branch, t.target, t.stage, now],
             )
             .context("registering a task")?;
         Ok(())

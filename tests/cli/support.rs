@@ -144,20 +144,30 @@ impl Sandbox {
             .collect()
     }
 
-    /// Registers a task at `stage` with the usual test settings.
+    /// Registers repository `name` with the canonical remote `url` (idempotent).
+    pub(crate) fn add_repo(&self, name: &str, url: &str) {
+        self.run(&["repo", "add", name, "--url", url]).expect(0);
+    }
+
+    /// Registers a task of repository `repo` on `branch`, then puts it at `stage` the way a
+    /// fixture does: by writing the row, with no history (the gates before `stage` are not
+    /// what the test is about). `orch task add --stage S --force` would record a registration.
+    pub(crate) fn register(&self, repo: &str, id: &str, branch: &str, stage: &str) {
+        self.run(&["task", "add", id, "--repo", repo, "--branch", branch])
+            .expect(0);
+        if stage != "created" {
+            self.sqlite(&format!(
+                "UPDATE tasks SET stage = '{stage}' WHERE id = '{id}'"
+            ));
+        }
+    }
+
+    /// Registers a task at `stage` with the usual test settings (repository `app`, whose remote
+    /// no gate-less test ever reaches).
     pub(crate) fn add_task(&self, id: &str, stage: &str) {
-        self.run(&[
-            "task",
-            "add",
-            id,
-            "--repo",
-            "app",
-            "--branch",
-            &format!("feat/{id}"),
-            "--stage",
-            stage,
-        ])
-        .expect(0);
+        let url = self.path().join("app-remote.git");
+        self.add_repo("app", url.to_str().unwrap());
+        self.register("app", id, &format!("feat/{id}"), stage);
     }
 
     /// The task's stage and version.
@@ -390,12 +400,12 @@ impl Fixture {
         git(&self.remote, &["rev-parse", name])
     }
 
-    /// Registers `id` at `stage` with this checkout (remote `origin` detected).
+    /// Registers `id` of repository `app` (this fixture's remote) at `stage`.
     pub(crate) fn add_task(&self, sb: &Sandbox, id: &str, branch: &str, stage: &str) {
         self.add_task_in(sb, "app", id, branch, stage);
     }
 
-    /// Registers `id` of repository `repo` at `stage` with this checkout.
+    /// Registers `id` of repository `repo` (this fixture's remote) at `stage`.
     pub(crate) fn add_task_in(
         &self,
         sb: &Sandbox,
@@ -404,20 +414,8 @@ impl Fixture {
         branch: &str,
         stage: &str,
     ) {
-        sb.run(&[
-            "task",
-            "add",
-            id,
-            "--repo",
-            repo,
-            "--branch",
-            branch,
-            "--worktree",
-            self.work.to_str().unwrap(),
-            "--stage",
-            stage,
-        ])
-        .expect(0);
+        sb.add_repo(repo, self.remote.to_str().unwrap());
+        sb.register(repo, id, branch, stage);
     }
 
     /// INV-4's witness: no push ever reached the target branch.
