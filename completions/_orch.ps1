@@ -31,6 +31,7 @@ Register-ArgumentCompleter -Native -CommandName 'orch' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('repo', 'repo', [CompletionResultType]::ParameterValue, 'The operator''s registry of repositories: add, list, show, remove, set, unset')
             [CompletionResult]::new('task', 'task', [CompletionResultType]::ParameterValue, 'Register, inspect, hold and release tasks')
             [CompletionResult]::new('advance', 'advance', [CompletionResultType]::ParameterValue, 'Move one task along one edge: lease, the edge''s gates, CAS, history')
             [CompletionResult]::new('merge-gate', 'merge-gate', [CompletionResultType]::ParameterValue, 'The merge sub-gate on its own (a CI step may run it); its pass is reused by `advance`')
@@ -40,6 +41,138 @@ Register-ArgumentCompleter -Native -CommandName 'orch' -ScriptBlock {
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'A self-contained walk through the pipeline in a temporary directory, incidents included')
             [CompletionResult]::new('reap', 'reap', [CompletionResultType]::ParameterValue, 'The cron job: finish runs of dead owners, kill orphaned process groups, drop dead leases and merge locks, re-deliver alerts, remove stale gate worktrees, prune old rows')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'orch;repo' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Register a repository: its name, canonical remote, target and protected branches')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the registered repositories')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'One repository, with every gate key''s effective value and its source')
+            [CompletionResult]::new('remove', 'remove', [CompletionResultType]::ParameterValue, 'Unregister a repository that no task uses')
+            [CompletionResult]::new('set', 'set', [CompletionResultType]::ParameterValue, 'Set a gate key for this repository''s tasks: `KEY=VALUE`')
+            [CompletionResult]::new('unset', 'unset', [CompletionResultType]::ParameterValue, 'Drop a repository''s own value of a gate key (the environment''s applies again)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'orch;repo;add' {
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'The canonical remote: a forge URL or a bare repository''s path')
+            [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'The branch tasks merge into')
+            [CompletionResult]::new('--protect', '--protect', [CompletionResultType]::ParameterName, 'A branch no task may use or move (repeat for more)')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orch;repo;list' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orch;repo;show' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orch;repo;remove' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orch;repo;set' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orch;repo;unset' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orch;repo;help' {
+            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Register a repository: its name, canonical remote, target and protected branches')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the registered repositories')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'One repository, with every gate key''s effective value and its source')
+            [CompletionResult]::new('remove', 'remove', [CompletionResultType]::ParameterValue, 'Unregister a repository that no task uses')
+            [CompletionResult]::new('set', 'set', [CompletionResultType]::ParameterValue, 'Set a gate key for this repository''s tasks: `KEY=VALUE`')
+            [CompletionResult]::new('unset', 'unset', [CompletionResultType]::ParameterValue, 'Drop a repository''s own value of a gate key (the environment''s applies again)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'orch;repo;help;add' {
+            break
+        }
+        'orch;repo;help;list' {
+            break
+        }
+        'orch;repo;help;show' {
+            break
+        }
+        'orch;repo;help;remove' {
+            break
+        }
+        'orch;repo;help;set' {
+            break
+        }
+        'orch;repo;help;unset' {
+            break
+        }
+        'orch;repo;help;help' {
             break
         }
         'orch;task' {
@@ -62,14 +195,13 @@ Register-ArgumentCompleter -Native -CommandName 'orch' -ScriptBlock {
             break
         }
         'orch;task;add' {
-            [CompletionResult]::new('--repo', '--repo', [CompletionResultType]::ParameterName, 'The repository''s logical name: the lease scope and the merge-lock key')
-            [CompletionResult]::new('--branch', '--branch', [CompletionResultType]::ParameterName, 'The task branch')
-            [CompletionResult]::new('--worktree', '--worktree', [CompletionResultType]::ParameterName, 'Any checkout of the repository (needed from `deploy-staging` on)')
-            [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'The branch the task merges into')
-            [CompletionResult]::new('--remote', '--remote', [CompletionResultType]::ParameterName, 'The remote to fetch from and push the task branch to [default: `origin` when the checkout has one, else none]')
-            [CompletionResult]::new('--stage', '--stage', [CompletionResultType]::ParameterName, 'The stage to register it at')
+            [CompletionResult]::new('--repo', '--repo', [CompletionResultType]::ParameterName, 'The registered repository (`orch repo add`): the lease scope and the merge-lock key')
+            [CompletionResult]::new('--branch', '--branch', [CompletionResultType]::ParameterName, 'The task branch: a valid branch name, never the target or a protected branch')
+            [CompletionResult]::new('--stage', '--stage', [CompletionResultType]::ParameterName, 'The stage to register it at; anything but `created` skips every gate before it and needs --force and --reason')
+            [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why the task skips the stages before --stage')
+            [CompletionResult]::new('--actor', '--actor', [CompletionResultType]::ParameterName, 'Who registers it [default: $USER]')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]')
-            [CompletionResult]::new('--no-remote', '--no-remote', [CompletionResultType]::ParameterName, 'Work with local branches only, even when the checkout has an `origin`')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Register at a stage other than `created` (written to the history with its reason)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
@@ -299,6 +431,7 @@ Register-ArgumentCompleter -Native -CommandName 'orch' -ScriptBlock {
             break
         }
         'orch;help' {
+            [CompletionResult]::new('repo', 'repo', [CompletionResultType]::ParameterValue, 'The operator''s registry of repositories: add, list, show, remove, set, unset')
             [CompletionResult]::new('task', 'task', [CompletionResultType]::ParameterValue, 'Register, inspect, hold and release tasks')
             [CompletionResult]::new('advance', 'advance', [CompletionResultType]::ParameterValue, 'Move one task along one edge: lease, the edge''s gates, CAS, history')
             [CompletionResult]::new('merge-gate', 'merge-gate', [CompletionResultType]::ParameterValue, 'The merge sub-gate on its own (a CI step may run it); its pass is reused by `advance`')
@@ -308,6 +441,33 @@ Register-ArgumentCompleter -Native -CommandName 'orch' -ScriptBlock {
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'A self-contained walk through the pipeline in a temporary directory, incidents included')
             [CompletionResult]::new('reap', 'reap', [CompletionResultType]::ParameterValue, 'The cron job: finish runs of dead owners, kill orphaned process groups, drop dead leases and merge locks, re-deliver alerts, remove stale gate worktrees, prune old rows')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'orch;help;repo' {
+            [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Register a repository: its name, canonical remote, target and protected branches')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the registered repositories')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'One repository, with every gate key''s effective value and its source')
+            [CompletionResult]::new('remove', 'remove', [CompletionResultType]::ParameterValue, 'Unregister a repository that no task uses')
+            [CompletionResult]::new('set', 'set', [CompletionResultType]::ParameterValue, 'Set a gate key for this repository''s tasks: `KEY=VALUE`')
+            [CompletionResult]::new('unset', 'unset', [CompletionResultType]::ParameterValue, 'Drop a repository''s own value of a gate key (the environment''s applies again)')
+            break
+        }
+        'orch;help;repo;add' {
+            break
+        }
+        'orch;help;repo;list' {
+            break
+        }
+        'orch;help;repo;show' {
+            break
+        }
+        'orch;help;repo;remove' {
+            break
+        }
+        'orch;help;repo;set' {
+            break
+        }
+        'orch;help;repo;unset' {
             break
         }
         'orch;help;task' {

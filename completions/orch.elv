@@ -28,6 +28,7 @@ set edit:completion:arg-completer[orch] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
+            cand repo 'The operator''s registry of repositories: add, list, show, remove, set, unset'
             cand task 'Register, inspect, hold and release tasks'
             cand advance 'Move one task along one edge: lease, the edge''s gates, CAS, history'
             cand merge-gate 'The merge sub-gate on its own (a CI step may run it); its pass is reused by `advance`'
@@ -37,6 +38,123 @@ set edit:completion:arg-completer[orch] = {|@words|
             cand demo 'A self-contained walk through the pipeline in a temporary directory, incidents included'
             cand reap 'The cron job: finish runs of dead owners, kill orphaned process groups, drop dead leases and merge locks, re-deliver alerts, remove stale gate worktrees, prune old rows'
             cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'orch;repo'= {
+            cand --db 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]'
+            cand --json 'Print one JSON document on stdout instead of text'
+            cand -q 'Print less: no progress, only results and errors'
+            cand --quiet 'Print less: no progress, only results and errors'
+            cand -v 'Print more detail'
+            cand --verbose 'Print more detail'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand add 'Register a repository: its name, canonical remote, target and protected branches'
+            cand list 'List the registered repositories'
+            cand show 'One repository, with every gate key''s effective value and its source'
+            cand remove 'Unregister a repository that no task uses'
+            cand set 'Set a gate key for this repository''s tasks: `KEY=VALUE`'
+            cand unset 'Drop a repository''s own value of a gate key (the environment''s applies again)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'orch;repo;add'= {
+            cand --url 'The canonical remote: a forge URL or a bare repository''s path'
+            cand --target 'The branch tasks merge into'
+            cand --protect 'A branch no task may use or move (repeat for more)'
+            cand --db 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]'
+            cand --json 'Print one JSON document on stdout instead of text'
+            cand -q 'Print less: no progress, only results and errors'
+            cand --quiet 'Print less: no progress, only results and errors'
+            cand -v 'Print more detail'
+            cand --verbose 'Print more detail'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'orch;repo;list'= {
+            cand --db 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]'
+            cand --json 'Print one JSON document on stdout instead of text'
+            cand -q 'Print less: no progress, only results and errors'
+            cand --quiet 'Print less: no progress, only results and errors'
+            cand -v 'Print more detail'
+            cand --verbose 'Print more detail'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'orch;repo;show'= {
+            cand --db 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]'
+            cand --json 'Print one JSON document on stdout instead of text'
+            cand -q 'Print less: no progress, only results and errors'
+            cand --quiet 'Print less: no progress, only results and errors'
+            cand -v 'Print more detail'
+            cand --verbose 'Print more detail'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'orch;repo;remove'= {
+            cand --db 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]'
+            cand --json 'Print one JSON document on stdout instead of text'
+            cand -q 'Print less: no progress, only results and errors'
+            cand --quiet 'Print less: no progress, only results and errors'
+            cand -v 'Print more detail'
+            cand --verbose 'Print more detail'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'orch;repo;set'= {
+            cand --db 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]'
+            cand --json 'Print one JSON document on stdout instead of text'
+            cand -q 'Print less: no progress, only results and errors'
+            cand --quiet 'Print less: no progress, only results and errors'
+            cand -v 'Print more detail'
+            cand --verbose 'Print more detail'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'orch;repo;unset'= {
+            cand --db 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]'
+            cand --json 'Print one JSON document on stdout instead of text'
+            cand -q 'Print less: no progress, only results and errors'
+            cand --quiet 'Print less: no progress, only results and errors'
+            cand -v 'Print more detail'
+            cand --verbose 'Print more detail'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'orch;repo;help'= {
+            cand add 'Register a repository: its name, canonical remote, target and protected branches'
+            cand list 'List the registered repositories'
+            cand show 'One repository, with every gate key''s effective value and its source'
+            cand remove 'Unregister a repository that no task uses'
+            cand set 'Set a gate key for this repository''s tasks: `KEY=VALUE`'
+            cand unset 'Drop a repository''s own value of a gate key (the environment''s applies again)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'orch;repo;help;add'= {
+        }
+        &'orch;repo;help;list'= {
+        }
+        &'orch;repo;help;show'= {
+        }
+        &'orch;repo;help;remove'= {
+        }
+        &'orch;repo;help;set'= {
+        }
+        &'orch;repo;help;unset'= {
+        }
+        &'orch;repo;help;help'= {
         }
         &'orch;task'= {
             cand --db 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]'
@@ -57,14 +175,13 @@ set edit:completion:arg-completer[orch] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'orch;task;add'= {
-            cand --repo 'The repository''s logical name: the lease scope and the merge-lock key'
-            cand --branch 'The task branch'
-            cand --worktree 'Any checkout of the repository (needed from `deploy-staging` on)'
-            cand --target 'The branch the task merges into'
-            cand --remote 'The remote to fetch from and push the task branch to [default: `origin` when the checkout has one, else none]'
-            cand --stage 'The stage to register it at'
+            cand --repo 'The registered repository (`orch repo add`): the lease scope and the merge-lock key'
+            cand --branch 'The task branch: a valid branch name, never the target or a protected branch'
+            cand --stage 'The stage to register it at; anything but `created` skips every gate before it and needs --force and --reason'
+            cand --reason 'Why the task skips the stages before --stage'
+            cand --actor 'Who registers it [default: $USER]'
             cand --db 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]'
-            cand --no-remote 'Work with local branches only, even when the checkout has an `origin`'
+            cand --force 'Register at a stage other than `created` (written to the history with its reason)'
             cand --json 'Print one JSON document on stdout instead of text'
             cand -q 'Print less: no progress, only results and errors'
             cand --quiet 'Print less: no progress, only results and errors'
@@ -271,6 +388,7 @@ set edit:completion:arg-completer[orch] = {|@words|
             cand --version 'Print version'
         }
         &'orch;help'= {
+            cand repo 'The operator''s registry of repositories: add, list, show, remove, set, unset'
             cand task 'Register, inspect, hold and release tasks'
             cand advance 'Move one task along one edge: lease, the edge''s gates, CAS, history'
             cand merge-gate 'The merge sub-gate on its own (a CI step may run it); its pass is reused by `advance`'
@@ -280,6 +398,26 @@ set edit:completion:arg-completer[orch] = {|@words|
             cand demo 'A self-contained walk through the pipeline in a temporary directory, incidents included'
             cand reap 'The cron job: finish runs of dead owners, kill orphaned process groups, drop dead leases and merge locks, re-deliver alerts, remove stale gate worktrees, prune old rows'
             cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'orch;help;repo'= {
+            cand add 'Register a repository: its name, canonical remote, target and protected branches'
+            cand list 'List the registered repositories'
+            cand show 'One repository, with every gate key''s effective value and its source'
+            cand remove 'Unregister a repository that no task uses'
+            cand set 'Set a gate key for this repository''s tasks: `KEY=VALUE`'
+            cand unset 'Drop a repository''s own value of a gate key (the environment''s applies again)'
+        }
+        &'orch;help;repo;add'= {
+        }
+        &'orch;help;repo;list'= {
+        }
+        &'orch;help;repo;show'= {
+        }
+        &'orch;help;repo;remove'= {
+        }
+        &'orch;help;repo;set'= {
+        }
+        &'orch;help;repo;unset'= {
         }
         &'orch;help;task'= {
             cand add 'Register a task (default stage `created`)'

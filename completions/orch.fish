@@ -30,6 +30,7 @@ complete -c orch -n "__fish_orch_needs_command" -s q -l quiet -d 'Print less: no
 complete -c orch -n "__fish_orch_needs_command" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orch -n "__fish_orch_needs_command" -s V -l version -d 'Print version'
+complete -c orch -n "__fish_orch_needs_command" -f -a "repo" -d 'The operator\'s registry of repositories: add, list, show, remove, set, unset'
 complete -c orch -n "__fish_orch_needs_command" -f -a "task" -d 'Register, inspect, hold and release tasks'
 complete -c orch -n "__fish_orch_needs_command" -f -a "advance" -d 'Move one task along one edge: lease, the edge\'s gates, CAS, history'
 complete -c orch -n "__fish_orch_needs_command" -f -a "merge-gate" -d 'The merge sub-gate on its own (a CI step may run it); its pass is reused by `advance`'
@@ -39,6 +40,65 @@ complete -c orch -n "__fish_orch_needs_command" -f -a "exec" -d 'Run a command i
 complete -c orch -n "__fish_orch_needs_command" -f -a "demo" -d 'A self-contained walk through the pipeline in a temporary directory, incidents included'
 complete -c orch -n "__fish_orch_needs_command" -f -a "reap" -d 'The cron job: finish runs of dead owners, kill orphaned process groups, drop dead leases and merge locks, re-deliver alerts, remove stale gate worktrees, prune old rows'
 complete -c orch -n "__fish_orch_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c orch -n "__fish_orch_using_subcommand repo; and not __fish_seen_subcommand_from add list show remove set unset help" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
+complete -c orch -n "__fish_orch_using_subcommand repo; and not __fish_seen_subcommand_from add list show remove set unset help" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c orch -n "__fish_orch_using_subcommand repo; and not __fish_seen_subcommand_from add list show remove set unset help" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand repo; and not __fish_seen_subcommand_from add list show remove set unset help" -s v -l verbose -d 'Print more detail'
+complete -c orch -n "__fish_orch_using_subcommand repo; and not __fish_seen_subcommand_from add list show remove set unset help" -s h -l help -d 'Print help'
+complete -c orch -n "__fish_orch_using_subcommand repo; and not __fish_seen_subcommand_from add list show remove set unset help" -s V -l version -d 'Print version'
+complete -c orch -n "__fish_orch_using_subcommand repo; and not __fish_seen_subcommand_from add list show remove set unset help" -f -a "add" -d 'Register a repository: its name, canonical remote, target and protected branches'
+complete -c orch -n "__fish_orch_using_subcommand repo; and not __fish_seen_subcommand_from add list show remove set unset help" -f -a "list" -d 'List the registered repositories'
+complete -c orch -n "__fish_orch_using_subcommand repo; and not __fish_seen_subcommand_from add list show remove set unset help" -f -a "show" -d 'One repository, with every gate key\'s effective value and its source'
+complete -c orch -n "__fish_orch_using_subcommand repo; and not __fish_seen_subcommand_from add list show remove set unset help" -f -a "remove" -d 'Unregister a repository that no task uses'
+complete -c orch -n "__fish_orch_using_subcommand repo; and not __fish_seen_subcommand_from add list show remove set unset help" -f -a "set" -d 'Set a gate key for this repository\'s tasks: `KEY=VALUE`'
+complete -c orch -n "__fish_orch_using_subcommand repo; and not __fish_seen_subcommand_from add list show remove set unset help" -f -a "unset" -d 'Drop a repository\'s own value of a gate key (the environment\'s applies again)'
+complete -c orch -n "__fish_orch_using_subcommand repo; and not __fish_seen_subcommand_from add list show remove set unset help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from add" -l url -d 'The canonical remote: a forge URL or a bare repository\'s path' -r
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from add" -l target -d 'The branch tasks merge into' -r
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from add" -l protect -d 'A branch no task may use or move (repeat for more)' -r
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from add" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from add" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from add" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from add" -s v -l verbose -d 'Print more detail'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from add" -s V -l version -d 'Print version'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from list" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from list" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print more detail'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from show" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from show" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print more detail'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from remove" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from remove" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from remove" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from remove" -s v -l verbose -d 'Print more detail'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from remove" -s V -l version -d 'Print version'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from set" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from set" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from set" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from set" -s v -l verbose -d 'Print more detail'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from set" -s h -l help -d 'Print help'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from set" -s V -l version -d 'Print version'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from unset" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from unset" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from unset" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from unset" -s v -l verbose -d 'Print more detail'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from unset" -s h -l help -d 'Print help'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from unset" -s V -l version -d 'Print version'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from help" -f -a "add" -d 'Register a repository: its name, canonical remote, target and protected branches'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the registered repositories'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from help" -f -a "show" -d 'One repository, with every gate key\'s effective value and its source'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from help" -f -a "remove" -d 'Unregister a repository that no task uses'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from help" -f -a "set" -d 'Set a gate key for this repository\'s tasks: `KEY=VALUE`'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from help" -f -a "unset" -d 'Drop a repository\'s own value of a gate key (the environment\'s applies again)'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c orch -n "__fish_orch_using_subcommand task; and not __fish_seen_subcommand_from add show list hold release help" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
 complete -c orch -n "__fish_orch_using_subcommand task; and not __fish_seen_subcommand_from add show list hold release help" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c orch -n "__fish_orch_using_subcommand task; and not __fish_seen_subcommand_from add show list hold release help" -s q -l quiet -d 'Print less: no progress, only results and errors'
@@ -51,12 +111,9 @@ complete -c orch -n "__fish_orch_using_subcommand task; and not __fish_seen_subc
 complete -c orch -n "__fish_orch_using_subcommand task; and not __fish_seen_subcommand_from add show list hold release help" -f -a "hold" -d 'Put a task on HOLD: no stage change until a human releases it'
 complete -c orch -n "__fish_orch_using_subcommand task; and not __fish_seen_subcommand_from add show list hold release help" -f -a "release" -d 'Lift a HOLD; clears the developer retries'
 complete -c orch -n "__fish_orch_using_subcommand task; and not __fish_seen_subcommand_from add show list hold release help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from add" -l repo -d 'The repository\'s logical name: the lease scope and the merge-lock key' -r
-complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from add" -l branch -d 'The task branch' -r
-complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from add" -l worktree -d 'Any checkout of the repository (needed from `deploy-staging` on)' -r -F
-complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from add" -l target -d 'The branch the task merges into' -r
-complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from add" -l remote -d 'The remote to fetch from and push the task branch to [default: `origin` when the checkout has one, else none]' -r
-complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from add" -l stage -d 'The stage to register it at' -r -f -a "created\t''
+complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from add" -l repo -d 'The registered repository (`orch repo add`): the lease scope and the merge-lock key' -r
+complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from add" -l branch -d 'The task branch: a valid branch name, never the target or a protected branch' -r
+complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from add" -l stage -d 'The stage to register it at; anything but `created` skips every gate before it and needs --force and --reason' -r -f -a "created\t''
 analysis\t''
 architecture\t''
 development\t''
@@ -66,8 +123,10 @@ deploy-staging\t''
 deploy\t''
 done\t''
 cancelled\t''"
+complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from add" -l reason -d 'Why the task skips the stages before --stage' -r
+complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from add" -l actor -d 'Who registers it [default: $USER]' -r
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from add" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
-complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from add" -l no-remote -d 'Work with local branches only, even when the checkout has an `origin`'
+complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from add" -l force -d 'Register at a stage other than `created` (written to the history with its reason)'
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from add" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from add" -s q -l quiet -d 'Print less: no progress, only results and errors'
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from add" -s v -l verbose -d 'Print more detail'
@@ -206,15 +265,22 @@ complete -c orch -n "__fish_orch_using_subcommand reap" -s q -l quiet -d 'Print 
 complete -c orch -n "__fish_orch_using_subcommand reap" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_using_subcommand reap" -s h -l help -d 'Print help'
 complete -c orch -n "__fish_orch_using_subcommand reap" -s V -l version -d 'Print version'
-complete -c orch -n "__fish_orch_using_subcommand help; and not __fish_seen_subcommand_from task advance merge-gate queue doctor exec demo reap help" -f -a "task" -d 'Register, inspect, hold and release tasks'
-complete -c orch -n "__fish_orch_using_subcommand help; and not __fish_seen_subcommand_from task advance merge-gate queue doctor exec demo reap help" -f -a "advance" -d 'Move one task along one edge: lease, the edge\'s gates, CAS, history'
-complete -c orch -n "__fish_orch_using_subcommand help; and not __fish_seen_subcommand_from task advance merge-gate queue doctor exec demo reap help" -f -a "merge-gate" -d 'The merge sub-gate on its own (a CI step may run it); its pass is reused by `advance`'
-complete -c orch -n "__fish_orch_using_subcommand help; and not __fish_seen_subcommand_from task advance merge-gate queue doctor exec demo reap help" -f -a "queue" -d 'The read-only operator view; never writes'
-complete -c orch -n "__fish_orch_using_subcommand help; and not __fish_seen_subcommand_from task advance merge-gate queue doctor exec demo reap help" -f -a "doctor" -d 'Print the stage table, the gates and the effective config; check invariants'
-complete -c orch -n "__fish_orch_using_subcommand help; and not __fish_seen_subcommand_from task advance merge-gate queue doctor exec demo reap help" -f -a "exec" -d 'Run a command in its own process group with a deadline: a tree-safe timeout(1)'
-complete -c orch -n "__fish_orch_using_subcommand help; and not __fish_seen_subcommand_from task advance merge-gate queue doctor exec demo reap help" -f -a "demo" -d 'A self-contained walk through the pipeline in a temporary directory, incidents included'
-complete -c orch -n "__fish_orch_using_subcommand help; and not __fish_seen_subcommand_from task advance merge-gate queue doctor exec demo reap help" -f -a "reap" -d 'The cron job: finish runs of dead owners, kill orphaned process groups, drop dead leases and merge locks, re-deliver alerts, remove stale gate worktrees, prune old rows'
-complete -c orch -n "__fish_orch_using_subcommand help; and not __fish_seen_subcommand_from task advance merge-gate queue doctor exec demo reap help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c orch -n "__fish_orch_using_subcommand help; and not __fish_seen_subcommand_from repo task advance merge-gate queue doctor exec demo reap help" -f -a "repo" -d 'The operator\'s registry of repositories: add, list, show, remove, set, unset'
+complete -c orch -n "__fish_orch_using_subcommand help; and not __fish_seen_subcommand_from repo task advance merge-gate queue doctor exec demo reap help" -f -a "task" -d 'Register, inspect, hold and release tasks'
+complete -c orch -n "__fish_orch_using_subcommand help; and not __fish_seen_subcommand_from repo task advance merge-gate queue doctor exec demo reap help" -f -a "advance" -d 'Move one task along one edge: lease, the edge\'s gates, CAS, history'
+complete -c orch -n "__fish_orch_using_subcommand help; and not __fish_seen_subcommand_from repo task advance merge-gate queue doctor exec demo reap help" -f -a "merge-gate" -d 'The merge sub-gate on its own (a CI step may run it); its pass is reused by `advance`'
+complete -c orch -n "__fish_orch_using_subcommand help; and not __fish_seen_subcommand_from repo task advance merge-gate queue doctor exec demo reap help" -f -a "queue" -d 'The read-only operator view; never writes'
+complete -c orch -n "__fish_orch_using_subcommand help; and not __fish_seen_subcommand_from repo task advance merge-gate queue doctor exec demo reap help" -f -a "doctor" -d 'Print the stage table, the gates and the effective config; check invariants'
+complete -c orch -n "__fish_orch_using_subcommand help; and not __fish_seen_subcommand_from repo task advance merge-gate queue doctor exec demo reap help" -f -a "exec" -d 'Run a command in its own process group with a deadline: a tree-safe timeout(1)'
+complete -c orch -n "__fish_orch_using_subcommand help; and not __fish_seen_subcommand_from repo task advance merge-gate queue doctor exec demo reap help" -f -a "demo" -d 'A self-contained walk through the pipeline in a temporary directory, incidents included'
+complete -c orch -n "__fish_orch_using_subcommand help; and not __fish_seen_subcommand_from repo task advance merge-gate queue doctor exec demo reap help" -f -a "reap" -d 'The cron job: finish runs of dead owners, kill orphaned process groups, drop dead leases and merge locks, re-deliver alerts, remove stale gate worktrees, prune old rows'
+complete -c orch -n "__fish_orch_using_subcommand help; and not __fish_seen_subcommand_from repo task advance merge-gate queue doctor exec demo reap help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c orch -n "__fish_orch_using_subcommand help; and __fish_seen_subcommand_from repo" -f -a "add" -d 'Register a repository: its name, canonical remote, target and protected branches'
+complete -c orch -n "__fish_orch_using_subcommand help; and __fish_seen_subcommand_from repo" -f -a "list" -d 'List the registered repositories'
+complete -c orch -n "__fish_orch_using_subcommand help; and __fish_seen_subcommand_from repo" -f -a "show" -d 'One repository, with every gate key\'s effective value and its source'
+complete -c orch -n "__fish_orch_using_subcommand help; and __fish_seen_subcommand_from repo" -f -a "remove" -d 'Unregister a repository that no task uses'
+complete -c orch -n "__fish_orch_using_subcommand help; and __fish_seen_subcommand_from repo" -f -a "set" -d 'Set a gate key for this repository\'s tasks: `KEY=VALUE`'
+complete -c orch -n "__fish_orch_using_subcommand help; and __fish_seen_subcommand_from repo" -f -a "unset" -d 'Drop a repository\'s own value of a gate key (the environment\'s applies again)'
 complete -c orch -n "__fish_orch_using_subcommand help; and __fish_seen_subcommand_from task" -f -a "add" -d 'Register a task (default stage `created`)'
 complete -c orch -n "__fish_orch_using_subcommand help; and __fish_seen_subcommand_from task" -f -a "show" -d 'One task with its whole history: transitions, gate events and holds, interleaved'
 complete -c orch -n "__fish_orch_using_subcommand help; and __fish_seen_subcommand_from task" -f -a "list" -d 'List tasks'

@@ -280,6 +280,8 @@ impl Demo {
             "a Python project with a bare remote at {} (its pre-receive hook refuses any push to main)",
             remote.display()
         ));
+        let url = remote.display().to_string();
+        self.expect(&["repo", "add", "demo", "--url", &url], &[], 0)?;
         Ok(())
     }
 
@@ -296,24 +298,20 @@ impl Demo {
         self.git(&work, &["push", "--quiet", "--force", "origin", &branch])?;
         let tip = self.git(&work, &["rev-parse", "HEAD"])?;
         self.git(&work, &["checkout", "--quiet", "main"])?;
-        let work_s = work.display().to_string();
-        self.expect(
-            &[
-                "task",
-                "add",
-                id,
-                "--repo",
-                "demo",
-                "--branch",
-                &branch,
-                "--worktree",
-                &work_s,
-                "--stage",
-                stage,
-            ],
-            &[],
-            0,
-        )?;
+        let mut args = vec![
+            "task", "add", id, "--repo", "demo", "--branch", &branch, "--stage", stage,
+            "--actor", "ci",
+        ];
+        if stage != "created" {
+            // A CI step registers the later tasks where the story needs them; the history
+            // records why they skipped the stages before.
+            args.extend([
+                "--force",
+                "--reason",
+                "demo: DEMO-1 shows the walk up to here",
+            ]);
+        }
+        self.expect(&args, &[], 0)?;
         Ok(tip)
     }
 

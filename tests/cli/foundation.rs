@@ -641,15 +641,29 @@ fn task_add_is_idempotent_for_the_same_registration_and_refuses_a_conflicting_on
         ])
         .expect(0);
     assert_eq!(again.json()["outcome"], "already-registered");
+    let other = sb.path().join("other.git");
+    sb.add_repo("other", other.to_str().unwrap());
     let out = sb
         .run(&["task", "add", "A", "--repo", "other", "--branch", "x"])
         .expect(2);
-    assert!(out.stderr.contains("already exists"), "{}", out.stderr);
+    assert_eq!(
+        out.stderr.trim(),
+        "orch: task `A` is already registered with repo `app`, not `other` (hint: pick another id, or `orch task show A`)"
+    );
+    let out = sb
+        .run(&["task", "add", "A", "--repo", "app", "--branch", "feat/other"])
+        .expect(2);
+    assert!(
+        out.stderr.contains("with branch `feat/A`, not `feat/other`"),
+        "{}",
+        out.stderr
+    );
     let out = sb
         .run(&["task", "add", "B", "--repo", "app", "--branch", "main"])
         .expect(2);
     assert!(
-        out.stderr.contains("is the target branch"),
+        out.stderr
+            .contains("is the target or a protected branch of `app`"),
         "{}",
         out.stderr
     );

@@ -165,8 +165,10 @@ impl Sandbox {
     /// Registers a task at `stage` with the usual test settings (repository `app`, whose remote
     /// no gate-less test ever reaches).
     pub(crate) fn add_task(&self, id: &str, stage: &str) {
-        let url = self.path().join("app-remote.git");
-        self.add_repo("app", url.to_str().unwrap());
+        if self.run(&["repo", "show", "app"]).code != 0 {
+            let url = self.path().join("app-remote.git");
+            self.add_repo("app", url.to_str().unwrap());
+        }
         self.register("app", id, &format!("feat/{id}"), stage);
     }
 
