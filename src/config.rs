@@ -457,7 +457,9 @@ impl Config {
         }
         let loaded = Config::load(&|k| (k == key).then(|| value.to_string()), None);
         match loaded.problems.into_iter().next() {
-            Some(problem) => Err(problem.message.replace("; using the default", ", refused; the default is")),
+            Some(problem) => Err(problem
+                .message
+                .replace("; using the default", ", refused; the default is")),
             None => Ok(()),
         }
     }

@@ -299,8 +299,8 @@ impl Demo {
         let tip = self.git(&work, &["rev-parse", "HEAD"])?;
         self.git(&work, &["checkout", "--quiet", "main"])?;
         let mut args = vec![
-            "task", "add", id, "--repo", "demo", "--branch", &branch, "--stage", stage,
-            "--actor", "ci",
+            "task", "add", id, "--repo", "demo", "--branch", &branch, "--stage", stage, "--actor",
+            "ci",
         ];
         if stage != "created" {
             // A CI step registers the later tasks where the story needs them; the history

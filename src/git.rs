@@ -171,7 +171,13 @@ impl Repo {
     /// Removes a worktree this repository owns, and prunes stale worktree records.
     pub(crate) fn remove_worktree(&self, path: &Path) -> Result<()> {
         let path_str = path.to_string_lossy();
-        let removed = self.git(&["worktree", "remove", "--force", "--end-of-options", &path_str]);
+        let removed = self.git(&[
+            "worktree",
+            "remove",
+            "--force",
+            "--end-of-options",
+            &path_str,
+        ]);
         if path.exists() {
             std::fs::remove_dir_all(path).ok();
         }
@@ -216,7 +222,13 @@ impl Repo {
 
     /// Whether `commit` is an ancestor of (or equal to) `of`.
     pub(crate) fn is_ancestor(&self, commit: &str, of: &str) -> Result<bool> {
-        match self.git(&["merge-base", "--is-ancestor", "--end-of-options", commit, of]) {
+        match self.git(&[
+            "merge-base",
+            "--is-ancestor",
+            "--end-of-options",
+            commit,
+            of,
+        ]) {
             Ok(_) => Ok(true),
             Err(e)
                 if e.downcast_ref::<GitError>()
@@ -259,9 +271,14 @@ impl Mirror {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating `{}`", parent.display()))?;
             let dir_str = dir.to_string_lossy();
-            run(command(), &["init", "--quiet", "--bare", "--end-of-options", &dir_str])?;
+            run(
+                command(),
+                &["init", "--quiet", "--bare", "--end-of-options", &dir_str],
+            )?;
         }
-        Ok(Mirror { repo: Repo::at(dir) })
+        Ok(Mirror {
+            repo: Repo::at(dir),
+        })
     }
 
     /// The ref a fetched branch lands on.

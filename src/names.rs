@@ -26,7 +26,10 @@ pub(crate) fn branch(raw: &str) -> Result<String, String> {
     if raw.len() > 255 {
         return Err("is longer than 255 bytes".into());
     }
-    if let Some(c) = raw.chars().find(|c| c.is_control() || c.is_whitespace() || is_invisible(*c)) {
+    if let Some(c) = raw
+        .chars()
+        .find(|c| c.is_control() || c.is_whitespace() || is_invisible(*c))
+    {
         return Err(format!(
             "contains the character U+{:04X}, which a person cannot see or that splits words",
             c as u32
@@ -49,7 +52,9 @@ pub(crate) fn branch(raw: &str) -> Result<String, String> {
         return Err("contains `:`".into());
     }
     if !git::check_ref_format_branch(short) {
-        return Err("is not a valid branch name by git's rules (`git check-ref-format --branch`)".into());
+        return Err(
+            "is not a valid branch name by git's rules (`git check-ref-format --branch`)".into(),
+        );
     }
     Ok(short.to_string())
 }
@@ -64,7 +69,8 @@ pub(crate) fn full_ref(short: &str) -> String {
 pub(crate) fn identifier(raw: &str) -> Result<(), String> {
     let mut chars = raw.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    if !first_ok || raw.len() > 64 || !chars.all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+    if !first_ok || raw.len() > 64 || !chars.all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
         return Err("is not an identifier (a letter or digit, then letters, digits, `.`, `_` or `-`; at most 64)".into());
     }
     Ok(())
@@ -77,9 +83,23 @@ mod tests {
     #[test]
     fn hostile_branch_names_are_refused() {
         for name in [
-            "HEAD", "@", "a:main", "evil:origin/evil:main", "+main", "-x", "--upload-pack=x",
-            "a..b", "a@{1}", "a b", "a\u{200B}b", "refs/heads/", "heads/HEAD", "refs/tags/v1",
-            "a\nb", "x.lock", "",
+            "HEAD",
+            "@",
+            "a:main",
+            "evil:origin/evil:main",
+            "+main",
+            "-x",
+            "--upload-pack=x",
+            "a..b",
+            "a@{1}",
+            "a b",
+            "a\u{200B}b",
+            "refs/heads/",
+            "heads/HEAD",
+            "refs/tags/v1",
+            "a\nb",
+            "x.lock",
+            "",
         ] {
             assert!(branch(name).is_err(), "{name:?} was accepted");
         }

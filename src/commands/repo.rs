@@ -90,7 +90,9 @@ fn not_registered(name: &str) -> anyhow::Error {
 fn canonical_url(raw: &str) -> Result<String> {
     if raw.is_empty()
         || raw.starts_with('-')
-        || raw.chars().any(|c| c.is_control() || c.is_whitespace() || names::is_invisible(c))
+        || raw
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || names::is_invisible(c))
     {
         return Err(usage(format!(
             "the remote `{}` is not usable (hint: a forge URL or a bare repository's path, with no spaces and not starting with `-`)",
@@ -188,7 +190,7 @@ fn protected_suffix(repo: &RepoRow) -> String {
 }
 
 fn list(ctx: &Context) -> Result<Exit> {
-    let repos = Store::read_only(&ctx.config.db_path, |store| Ok(store.read().repos()?))?;
+    let repos = Store::read_only(&ctx.config.db_path, |store| store.read().repos())?;
     if ctx.ui.json {
         ctx.ui.json(&repos)?;
         return Ok(Exit::Ok);
@@ -227,8 +229,14 @@ struct RepoView {
 fn show(ctx: &Context, args: NameArgs) -> Result<Exit> {
     let (repo, tasks, settings) = Store::read_only(&ctx.config.db_path, |store| {
         store.snapshot(|db| {
-            let repo = db.repo(&args.name)?.ok_or_else(|| not_registered(&args.name))?;
-            Ok((repo, db.tasks_of_repo(&args.name)?, db.repo_settings(&args.name)?))
+            let repo = db
+                .repo(&args.name)?
+                .ok_or_else(|| not_registered(&args.name))?;
+            Ok((
+                repo,
+                db.tasks_of_repo(&args.name)?,
+                db.repo_settings(&args.name)?,
+            ))
         })
     })?;
     let effective = ctx.config.for_repo(&settings);
@@ -316,8 +324,7 @@ fn set(ctx: &Context, args: SetArgs) -> Result<Exit> {
             "outcome": "set", "repo": args.name, "key": key, "value": value
         }))?;
     } else {
-        ctx.ui
-            .line(format!("repo {}: {key} = {value}", args.name));
+        ctx.ui.line(format!("repo {}: {key} = {value}", args.name));
     }
     Ok(Exit::Ok)
 }

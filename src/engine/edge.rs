@@ -14,7 +14,7 @@ use crate::lease::HeldLease;
 use crate::owner::Claimant;
 use crate::routing::BudgetKey;
 use crate::stages::Edge;
-use crate::store::{NewGateEvent, RepoRow, Store, Task};
+use crate::store::{NewGateEvent, NewVerdict, RepoRow, Store, Task};
 use crate::ui::Ui;
 
 /// One step of one task: what was asked, the task as its checks saw it, the edge, and who acts.
@@ -229,8 +229,15 @@ fn record_pass(cx: &mut GateCx, result: &GateResult) -> Result<bool> {
         })?;
         db.count(Counter::Gate(result.gate, result.outcome), 1)?;
         if let (Some(head), Some(target)) = (&result.head, &result.target) {
-            let hash = config.retest_hash();
-            db.insert_verdict(&task_id, result.gate, head, target, &hash, result.run_id, now)?;
+            db.insert_verdict(&NewVerdict {
+                task_id: &task_id,
+                gate: result.gate,
+                head,
+                target,
+                config_hash: &config.retest_hash(),
+                run_id: result.run_id,
+                at: now,
+            })?;
         }
         Ok(true)
     })

@@ -9,8 +9,8 @@ use super::edge::{run_edge, EdgeGoal, Step};
 use super::report::{illegal, AdvanceReport, AdvanceRequest};
 use crate::config::Config;
 use crate::error::{failure, Exit};
-use crate::git::Mirror;
 use crate::gates::{edge_gates, GateKind};
+use crate::git::Mirror;
 use crate::host;
 use crate::lease::{self, Acquire, HeldLease};
 use crate::owner::Claimant;
@@ -57,9 +57,16 @@ pub(crate) fn advance(
 /// `--validated-sha` names a commit CI validated: 40 hex digits that name a commit of the task's
 /// repository, after a fetch of the task's branch into orch's mirror (exit 2 otherwise).
 fn check_validated_sha(store: &Store, config: &Config, task: &Task, sha: &str) -> Result<()> {
-    let bad = |why: String| failure(Exit::Usage, format!("--validated-sha `{}` {why}", sha.escape_debug()));
+    let bad = |why: String| {
+        failure(
+            Exit::Usage,
+            format!("--validated-sha `{}` {why}", sha.escape_debug()),
+        )
+    };
     if sha.len() != 40 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad("is not a full commit id (hint: 40 hex digits, e.g. `git rev-parse HEAD`)".into()));
+        return Err(bad(
+            "is not a full commit id (hint: 40 hex digits, e.g. `git rev-parse HEAD`)".into(),
+        ));
     }
     let Some(repo) = store.read().repo(&task.repo)? else {
         return Err(bad(format!(
@@ -71,8 +78,14 @@ fn check_validated_sha(store: &Store, config: &Config, task: &Task, sha: &str) -
     let fetched = mirror.fetch(&repo.url, &task.branch);
     if mirror.repo.resolve(&sha.to_ascii_lowercase())?.is_none() {
         return Err(bad(match fetched {
-            Ok(()) => format!("names no commit of `{}` (hint: the commit CI validated on `{}`)", repo.name, task.branch),
-            Err(e) => format!("names no commit orch has, and fetching `{}` failed: {e:#}", task.branch),
+            Ok(()) => format!(
+                "names no commit of `{}` (hint: the commit CI validated on `{}`)",
+                repo.name, task.branch
+            ),
+            Err(e) => format!(
+                "names no commit orch has, and fetching `{}` failed: {e:#}",
+                task.branch
+            ),
         }));
     }
     Ok(())

@@ -48,14 +48,25 @@ pub(crate) fn resolve_commits(cx: &GateCx) -> Result<Commits> {
     mirror
         .fetch(&repo.url, &task.target)
         .with_context(|| format!("fetching the target `{}` of `{}`", task.target, repo.name))?;
-    mirror
-        .fetch(&repo.url, &task.branch)
-        .with_context(|| format!("fetching the task branch `{}` of `{}`", task.branch, repo.name))?;
+    mirror.fetch(&repo.url, &task.branch).with_context(|| {
+        format!(
+            "fetching the task branch `{}` of `{}`",
+            task.branch, repo.name
+        )
+    })?;
     let Some(base_tip) = mirror.fetched_tip(&task.branch)? else {
-        bail!("branch `{}` not found in orch's mirror of `{}`", task.branch, repo.name);
+        bail!(
+            "branch `{}` not found in orch's mirror of `{}`",
+            task.branch,
+            repo.name
+        );
     };
     let Some(target) = mirror.fetched_tip(&task.target)? else {
-        bail!("target `{}` not found in orch's mirror of `{}`", task.target, repo.name);
+        bail!(
+            "target `{}` not found in orch's mirror of `{}`",
+            task.target,
+            repo.name
+        );
     };
     Ok(Commits {
         base_tip,

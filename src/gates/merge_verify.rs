@@ -45,7 +45,10 @@ fn proof(cx: &GateCx, head: &str) -> Result<Proof> {
         )));
     }
     Ok(
-        match mirror.repo.is_ancestor(head, &Mirror::fetched(&task.target)) {
+        match mirror
+            .repo
+            .is_ancestor(head, &Mirror::fetched(&task.target))
+        {
             Ok(true) => Proof::Merged,
             Ok(false) => Proof::NotMerged,
             Err(e) => Proof::Unknown(format!("checking the proof of merge failed: {e:#}")),
@@ -55,10 +58,10 @@ fn proof(cx: &GateCx, head: &str) -> Result<Proof> {
 
 pub(crate) fn verify(cx: &mut GateCx) -> Result<GateResult> {
     // Only a head orch itself re-tested (with today's command and timeout) is ever merged.
-    let verdict = cx
-        .store
-        .read()
-        .latest_verdict(&cx.task.id, GateKind::Merge, &cx.config.retest_hash())?;
+    let verdict =
+        cx.store
+            .read()
+            .latest_verdict(&cx.task.id, GateKind::Merge, &cx.config.retest_hash())?;
     let Some((head, _)) = verdict else {
         return Ok(GateResult::new(
             GATE,

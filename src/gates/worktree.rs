@@ -77,7 +77,12 @@ pub(crate) fn with_worktree(
     let path = dir.join(work_name(cx, gate));
     let worktree = match mirror.repo.add_detached_worktree(&path, commit) {
         Ok(w) => w,
-        Err(e) => return Ok(infra(gate, format!("creating the gate worktree failed: {e:#}"))),
+        Err(e) => {
+            return Ok(infra(
+                gate,
+                format!("creating the gate worktree failed: {e:#}"),
+            ))
+        }
     };
     let result = f(cx, &worktree);
     let _ = mirror.repo.remove_worktree(&path);
@@ -98,7 +103,10 @@ pub(crate) fn with_clone(
         Ok(c) => c,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&path);
-            return Ok(infra(gate, format!("cloning {commit} for the gate failed: {e:#}")));
+            return Ok(infra(
+                gate,
+                format!("cloning {commit} for the gate failed: {e:#}"),
+            ));
         }
     };
     let result = f(cx, &clone);

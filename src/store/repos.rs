@@ -92,18 +92,21 @@ impl Db<'_> {
 
     /// How many tasks use the repository.
     pub fn tasks_of_repo(&self, name: &str) -> Result<i64> {
-        Ok(self.conn.query_row(
-            "SELECT count(*) FROM tasks WHERE repo = ?1",
-            [name],
-            |r| r.get(0),
-        )?)
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM tasks WHERE repo = ?1", [name], |r| {
+                r.get(0)
+            })?)
     }
 
     /// Removes a repository and its settings.
     pub fn delete_repo(&self, name: &str) -> Result<bool> {
         self.conn
             .execute("DELETE FROM repo_settings WHERE repo = ?1", [name])?;
-        Ok(self.conn.execute("DELETE FROM repos WHERE name = ?1", [name])? == 1)
+        Ok(self
+            .conn
+            .execute("DELETE FROM repos WHERE name = ?1", [name])?
+            == 1)
     }
 
     /// The repository's gate settings, by key.

@@ -119,6 +119,19 @@ pub struct CoverageRow {
     pub at: i64,
 }
 
+/// A passing sub-gate verdict to store: the commits it judged and the hash of the configuration
+/// that produced it.
+#[derive(Clone, Debug)]
+pub struct NewVerdict<'a> {
+    pub task_id: &'a str,
+    pub gate: GateKind,
+    pub head: &'a str,
+    pub target: &'a str,
+    pub config_hash: &'a str,
+    pub run_id: Option<i64>,
+    pub at: i64,
+}
+
 /// The budget of one (task, edge, branch tip).
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct Budget {
@@ -267,20 +280,19 @@ impl Db<'_> {
             .execute("DELETE FROM edge_budgets WHERE task_id = ?1", [task_id])?)
     }
 
-    pub fn insert_verdict(
-        &self,
-        task_id: &str,
-        gate: GateKind,
-        head: &str,
-        target: &str,
-        config_hash: &str,
-        run_id: Option<i64>,
-        at: i64,
-    ) -> Result<()> {
+    pub fn insert_verdict(&self, v: &NewVerdict) -> Result<()> {
         self.conn.execute(
             "INSERT INTO verdicts (task_id, gate, head_sha, target_sha, config_hash, run_id, at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![task_id, gate, head, target, config_hash, run_id, at],
+            params![
+                v.task_id,
+                v.gate,
+                v.head,
+                v.target,
+                v.config_hash,
+                v.run_id,
+                v.at
+            ],
         )?;
         Ok(())
     }

@@ -651,10 +651,19 @@ fn task_add_is_idempotent_for_the_same_registration_and_refuses_a_conflicting_on
         "orch: task `A` is already registered with repo `app`, not `other` (hint: pick another id, or `orch task show A`)"
     );
     let out = sb
-        .run(&["task", "add", "A", "--repo", "app", "--branch", "feat/other"])
+        .run(&[
+            "task",
+            "add",
+            "A",
+            "--repo",
+            "app",
+            "--branch",
+            "feat/other",
+        ])
         .expect(2);
     assert!(
-        out.stderr.contains("with branch `feat/A`, not `feat/other`"),
+        out.stderr
+            .contains("with branch `feat/A`, not `feat/other`"),
         "{}",
         out.stderr
     );

@@ -460,7 +460,13 @@ fn an_agent_checkout_hook_never_runs_and_a_moved_task_is_a_lost_race() {
     // git there, so none of them ever runs (its git works in its own mirror, hooks off).
     let pids = sb.path().join("hook-pids");
     use std::os::unix::fs::PermissionsExt;
-    for name in ["post-checkout", "pre-rebase", "post-rewrite", "pre-push", "reference-transaction"] {
+    for name in [
+        "post-checkout",
+        "pre-rebase",
+        "post-rewrite",
+        "pre-push",
+        "reference-transaction",
+    ] {
         let hook = fx.work.join(".git/hooks").join(name);
         std::fs::write(
             &hook,
