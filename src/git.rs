@@ -287,19 +287,34 @@ impl Mirror {
     }
 
     /// Fetches `branch` (a validated short name) from `url` into `refs/orch/heads/<branch>`.
+    /// Two fetches of one mirror at once (a security gate beside a merge gate) can meet on a ref
+    /// lock: that one is tried again.
     pub(crate) fn fetch(&self, url: &str, branch: &str) -> Result<()> {
-        self.repo
-            .git(&[
-                "fetch",
-                "--quiet",
-                "--no-tags",
-                "--no-recurse-submodules",
-                "--no-write-fetch-head",
-                "--end-of-options",
-                url,
-                &format!("+refs/heads/{branch}:{}", Mirror::fetched(branch)),
-            ])
-            .map(|_| ())
+        let refspec = format!("+refs/heads/{branch}:{}", Mirror::fetched(branch));
+        let args = [
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-recurse-submodules",
+            "--no-write-fetch-head",
+            "--end-of-options",
+            url,
+            refspec.as_str(),
+        ];
+        let mut attempt = 0;
+        loop {
+            match self.repo.git(&args) {
+                Err(e)
+                    if attempt < 3
+                        && e.downcast_ref::<GitError>()
+                            .is_some_and(|g| g.stderr.contains("lock")) =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(200 * attempt));
+                }
+                other => return other.map(|_| ()),
+            }
+        }
     }
 
     /// The commit a fetched branch points at, if it was fetched.
@@ -318,7 +333,7 @@ impl Mirror {
         new: &str,
         old: &str,
     ) -> Result<()> {
-        let full = crate::names::full_ref(branch);
+        let full = format!("refs/heads/{branch}");
         if branch.is_empty() || guarded.contains(&full) {
             bail!("refusing to push `{full}`: orch never pushes the target or a protected branch");
         }
