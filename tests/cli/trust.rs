@@ -142,6 +142,36 @@ fn trust_hostile_branch_names_never_get_past_task_add() {
     ] {
         refused(&sb, "T", branch);
     }
+    // A target registered by its full ref is the same branch by its short name.
+    sb.run(&[
+        "repo",
+        "add",
+        "svc",
+        "--url",
+        sb.path().join("svc.git").to_str().unwrap(),
+        "--target",
+        "refs/heads/trunk",
+        "--protect",
+        "heads/stable",
+    ])
+    .expect(0);
+    for branch in ["trunk", "refs/heads/trunk", "stable", "refs/heads/stable"] {
+        let before = sb.dump();
+        let out = sb.run(&[
+            "task",
+            "add",
+            "S",
+            "--repo",
+            "svc",
+            &format!("--branch={branch}"),
+        ]);
+        assert_eq!(
+            out.code, 2,
+            "svc branch {branch:?}: {}{}",
+            out.stdout, out.stderr
+        );
+        assert_eq!(sb.dump(), before);
+    }
     assert_eq!(sb.sqlite("SELECT count(*) FROM tasks"), "0");
 }
 
@@ -173,9 +203,11 @@ fn random_name(rng: &mut Rng) -> String {
         'm', 'a', 'i', 'n', 'r', 'e', 'l', 's', 'x', 'H', 'E', 'A', 'D',
     ];
     // Sometimes start from a guarded name and mutate it.
-    let mut name: Vec<char> = match rng.below(4) {
+    let mut name: Vec<char> = match rng.below(6) {
         0 => "main".chars().collect(),
         1 => "release".chars().collect(),
+        2 => "refs/heads/main".chars().collect(),
+        3 => "heads/release".chars().collect(),
         _ => Vec::new(),
     };
     let extra = 1 + rng.below(8);
@@ -851,5 +883,34 @@ fn trust_repo_add_creates_a_private_state_directory_and_database() {
         "state directory {:o}, database {:o}",
         dir & 0o777,
         db & 0o777
+    );
+}
+
+/// A suite gets a fresh environment: nothing in it names the database or the state directory
+/// (where the mirrors are).
+#[test]
+fn trust_the_suite_environment_does_not_lead_to_the_state_directory() {
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    fx.commit_branch("feat/e", "main", &[("notes.txt", "e\n")], "notes");
+    fx.add_task(&sb, "E", "feat/e", "deploy-staging");
+    let dump = sb.path().join("suite-env");
+    let env = with(&[
+        (
+            "ORCH_MERGE_RETEST_CMD",
+            format!("env > '{}'", dump.display()),
+        ),
+        ("ORCH_TRANSITION_LEASE_TTL_S", "120".into()),
+    ]);
+    run(&sb, &["merge-gate", "retest", "E"], &env).expect(0);
+    let seen = std::fs::read_to_string(&dump).unwrap();
+    let state = sb.db.parent().unwrap().display().to_string();
+    let leaks: Vec<&str> = seen
+        .lines()
+        .filter(|l| l.contains(&state) || l.starts_with("ORCH_DB_PATH="))
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "the suite's environment leads to orch's state: {leaks:?}"
     );
 }
