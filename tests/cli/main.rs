@@ -19,3 +19,4 @@ mod order;
 mod reap;
 mod snapshots;
 mod torture;
+mod trust;
