@@ -273,9 +273,17 @@ impl Mirror {
             let dir_str = dir.to_string_lossy();
             run(
                 command(),
-                &["init", "--quiet", "--bare", "--end-of-options", &dir_str],
+                &[
+                    "init",
+                    "--quiet",
+                    "--bare",
+                    "--template=",
+                    "--end-of-options",
+                    &dir_str,
+                ],
             )?;
         }
+        Mirror::reset_config(&dir)?;
         Ok(Mirror {
             repo: Repo::at(dir),
         })
@@ -354,26 +362,61 @@ impl Mirror {
             .map(|_| ())
     }
 
-    /// A throwaway clone of `commit` at `dest`, with its own `.git` and no remote: what a gate
-    /// command (the agent's code) works in. Nothing it writes reaches the mirror.
+    /// A throwaway copy of `commit` (and its history) at `dest`, with its own `.git`, no remote
+    /// and no link back: what a gate command (the agent's code) works in. It is fetched, not
+    /// cloned with `--shared`, so no `objects/info/alternates` names the mirror; nothing the suite
+    /// writes reaches it.
     pub(crate) fn clone_at(&self, dest: &Path, commit: &str) -> Result<Repo> {
-        let src = self.repo.dir.to_string_lossy();
         let dest_str = dest.to_string_lossy();
         run(
             command(),
             &[
-                "clone",
+                "init",
                 "--quiet",
-                "--shared",
-                "--no-checkout",
+                "--template=",
                 "--end-of-options",
-                &src,
                 &dest_str,
             ],
         )?;
-        let clone = Repo::at(dest);
-        clone.git(&["checkout", "--quiet", "--detach", commit])?;
-        clone.git(&["remote", "remove", "origin"])?;
-        Ok(clone)
+        let copy = Repo::at(dest);
+        let src = self.repo.dir.to_string_lossy();
+        copy.git(&[
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--end-of-options",
+            &src,
+            commit,
+        ])?;
+        copy.git(&["checkout", "--quiet", "--detach", commit])?;
+        Ok(copy)
+    }
+
+    /// Puts back the mirror's own configuration and drops what git would read from it besides
+    /// (alternates, attributes): orch owns the mirror, and a `url.*.insteadOf` or an alternate
+    /// planted there must not steer its next fetch or push.
+    fn reset_config(dir: &Path) -> Result<()> {
+        let config = dir.join("config");
+        let fresh = dir.join(format!("config.orch-{}", std::process::id()));
+        std::fs::write(
+            &fresh,
+            "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n",
+        )
+        .with_context(|| format!("writing `{}`", fresh.display()))?;
+        std::fs::rename(&fresh, &config)
+            .with_context(|| format!("resetting `{}`", config.display()))?;
+        for planted in [
+            "objects/info/alternates",
+            "objects/info/http-alternates",
+            "info/attributes",
+        ] {
+            let path = dir.join(planted);
+            if path.exists() {
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("removing `{}`", path.display()))?;
+            }
+        }
+        Ok(())
     }
 }

@@ -280,8 +280,11 @@ fn describe(item: &HistoryItem) -> String {
             t.from.map_or("-", |s| s.as_str()),
             t.to,
             t.actor,
-            t.lease_token
-                .map_or_else(|| "none (unguarded)".to_string(), |t| t.to_string()),
+            match (t.lease_token, t.from) {
+                (Some(token), _) => token.to_string(),
+                (None, None) => "none (registered here with --force)".to_string(),
+                (None, Some(_)) => "none (unguarded)".to_string(),
+            },
             t.reason
                 .as_deref()
                 .map(|r| format!("   reason: {r}"))

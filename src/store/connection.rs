@@ -1,6 +1,7 @@
 //! The connection: opening (read-write, read-only, refusing what is not an orch database), the
 //! pragmas, and the two kinds of transaction every query runs in.
 
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -41,7 +42,13 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         check_is_database(path)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
+            // The state directory holds the database and orch's mirrors: private when orch
+            // creates it.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
                 failure(
                     Exit::Usage,
                     format!(
@@ -51,7 +58,13 @@ impl Store {
                 )
             })?;
         }
+        let created = !path.exists();
         let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
+        if created {
+            // SQLite gives its -wal and -shm files the database's own mode.
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("making `{}` private", path.display()))?;
+        }
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
