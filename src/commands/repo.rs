@@ -85,27 +85,61 @@ fn not_registered(name: &str) -> anyhow::Error {
     )
 }
 
-/// The canonical form of a remote: a path becomes absolute (so one repository is never
-/// registered twice under two spellings); a URL is kept as given.
+/// The canonical form of a remote, so that one repository is never registered twice under two
+/// spellings: a path (or a `file://` URL) becomes the absolute path of the repository git would
+/// open (`x`, `x.git`, `x/.git`, in git's order); a network URL is kept, without a trailing `/`.
+/// Only https, http, ssh, git and file URLs, scp-style `host:path` and paths are accepted: a
+/// `transport::address` (git's `ext::`, `fd::`) never is.
 fn canonical_url(raw: &str) -> Result<String> {
+    let bad = |why: &str| {
+        usage(format!(
+            "the remote `{}` {why} (hint: a forge URL such as https://…, ssh://… or git@host:path, or a bare repository's path)",
+            raw.escape_debug()
+        ))
+    };
     if raw.is_empty()
         || raw.starts_with('-')
         || raw
             .chars()
             .any(|c| c.is_control() || c.is_whitespace() || names::is_invisible(c))
     {
-        return Err(usage(format!(
-            "the remote `{}` is not usable (hint: a forge URL or a bare repository's path, with no spaces and not starting with `-`)",
-            raw.escape_debug()
-        )));
+        return Err(bad(
+            "is empty, starts with `-`, or holds a space or control character",
+        ));
     }
-    let is_url = raw.contains("://") || (raw.contains(':') && !raw.starts_with('/'));
-    if is_url {
+    if raw.contains("::") {
+        return Err(bad(
+            "names a git remote helper transport, which orch never uses",
+        ));
+    }
+    let raw_path = if let Some((scheme, rest)) = raw.split_once("://") {
+        match scheme.to_ascii_lowercase().as_str() {
+            "file" => rest
+                .strip_prefix("localhost")
+                .filter(|r| r.starts_with('/'))
+                .unwrap_or(rest)
+                .to_string(),
+            "https" | "http" | "ssh" | "git" => return Ok(raw.trim_end_matches('/').to_string()),
+            _ => return Err(bad("has a scheme orch does not fetch from")),
+        }
+    } else if raw.contains(':') && !raw.starts_with('/') && !raw.starts_with('.') {
+        // scp-style `host:path`.
         return Ok(raw.trim_end_matches('/').to_string());
-    }
-    let path = std::path::Path::new(raw);
-    let path = std::fs::canonicalize(path)
-        .or_else(|_| std::path::absolute(path))
+    } else {
+        raw.to_string()
+    };
+    let trimmed = raw_path.trim_end_matches('/');
+    let candidates = [
+        std::path::PathBuf::from(trimmed),
+        std::path::PathBuf::from(format!("{trimmed}.git")),
+        std::path::Path::new(trimmed).join(".git"),
+    ];
+    let found = candidates
+        .iter()
+        .find(|c| c.join("HEAD").is_file())
+        .unwrap_or(&candidates[0]);
+    let path = std::fs::canonicalize(found)
+        .or_else(|_| std::path::absolute(found))
         .map_err(|e| usage(format!("the remote path `{raw}` cannot be resolved: {e}")))?;
     Ok(path.display().to_string())
 }
@@ -293,6 +327,12 @@ fn remove(ctx: &Context, args: NameArgs) -> Result<Exit> {
         }
         db.delete_repo(&args.name)
     })?;
+    // Its mirror goes too: a later repository of this name starts from nothing of this one's.
+    let mirror = crate::git::Mirror::dir(&ctx.config.state_dir(), &args.name);
+    if mirror.exists() {
+        std::fs::remove_dir_all(&mirror)
+            .map_err(|e| anyhow::anyhow!("removing orch's mirror `{}`: {e}", mirror.display()))?;
+    }
     if ctx.ui.json {
         ctx.ui
             .json(&serde_json::json!({ "outcome": "removed", "repo": args.name }))?;

@@ -137,7 +137,10 @@ fn add(ctx: &Context, args: AddArgs) -> Result<Exit> {
                 args.repo, args.repo
             )));
         };
-        if repo.guarded_refs().contains(&names::full_ref(&branch)) {
+        // Compared without case too: a filesystem or a forge that folds case would make `Main`
+        // the target.
+        let full = names::full_ref(&branch).to_lowercase();
+        if repo.guarded_refs().iter().any(|g| g.to_lowercase() == full) {
             return Err(usage(format!(
                 "branch `{branch}` is the target or a protected branch of `{}` (hint: orch never moves those; give the task a branch of its own)",
                 repo.name

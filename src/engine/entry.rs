@@ -76,7 +76,8 @@ fn check_validated_sha(store: &Store, config: &Config, task: &Task, sha: &str) -
     };
     let mirror = Mirror::open(&config.state_dir(), &repo.name)?;
     let fetched = mirror.fetch(&repo.url, &task.branch);
-    if mirror.repo.resolve(&sha.to_ascii_lowercase())?.is_none() {
+    let sha = sha.to_ascii_lowercase();
+    if mirror.repo.resolve(&sha)?.is_none() {
         return Err(bad(match fetched {
             Ok(()) => format!(
                 "names no commit of `{}` (hint: the commit CI validated on `{}`)",
@@ -87,6 +88,22 @@ fn check_validated_sha(store: &Store, config: &Config, task: &Task, sha: &str) -
                 task.branch
             ),
         }));
+    }
+    // It must be the task's: on the fetched branch, not any commit of the repository.
+    if let Err(e) = fetched {
+        return Err(bad(format!(
+            "cannot be checked: fetching the task branch `{}` failed: {e:#}",
+            task.branch
+        )));
+    }
+    if !mirror
+        .repo
+        .is_ancestor(&sha, &Mirror::fetched(&task.branch))?
+    {
+        return Err(bad(format!(
+            "is not on the task branch `{}` (hint: the commit CI validated on that branch)",
+            task.branch
+        )));
     }
     Ok(())
 }

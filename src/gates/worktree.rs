@@ -85,7 +85,15 @@ pub(crate) fn with_worktree(
         }
     };
     let result = f(cx, &worktree);
-    let _ = mirror.repo.remove_worktree(&path);
+    // Opened again: whatever ran meanwhile gets no say in how the worktree is removed.
+    match self::mirror(cx) {
+        Ok(mirror) => {
+            let _ = mirror.repo.remove_worktree(&path);
+        }
+        Err(_) => {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
     result
 }
 

@@ -732,9 +732,23 @@ fn trust_validated_sha_must_name_a_commit_of_the_repo() {
     git(&fx.work, &["checkout", "--quiet", "main"]);
     let blob = git(&fx.work, &["rev-parse", &format!("{tip}:notes.txt")]);
     let tree = git(&fx.work, &["rev-parse", &format!("{tip}^{{tree}}")]);
+    // A commit of the repository, pushed, on another task's branch — and in orch's mirror,
+    // since that task's validation fetched it: still not this task's.
+    let elsewhere = fx.commit_branch("feat/other", "main", &[("o.txt", "o\n")], "other");
+    fx.add_task(&sb, "W", "feat/other", "testing");
+    sb.run(&[
+        "advance",
+        "W",
+        "--to",
+        "deploy-staging",
+        "--validated-sha",
+        &elsewhere,
+    ])
+    .expect(0);
 
     let before = sb.dump();
     for sha in [
+        elsewhere,
         "abc123".to_string(),
         "not-a-sha; rm -rf /".to_string(),
         "g".repeat(40),
@@ -815,17 +829,36 @@ fn trust_the_registry_refuses_a_second_name_for_a_remote_and_removing_a_repo_in_
         format!("{}/", remote.display()),
         format!("{}/../r.git", sb.path().join("deep").display()),
         "r.git".to_string(),
+        // git opens `x.git` for `x`, and `file://` is the same path.
+        sb.path().join("r").display().to_string(),
+        format!("file://{}", remote.display()),
+        format!("file://localhost{}", remote.display()),
     ];
     for url in &spellings {
         let out = orch(&["repo", "add", "other", "--url", url]);
         assert_eq!(out.code, 2, "{url}: {}\n{}", out.stdout, out.stderr);
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     }
+    // A remote helper's `transport::address` and schemes orch never fetches from are refused.
+    for url in [
+        "ext::sh -c touch% /tmp/pwned",
+        "fd::3",
+        "ext::x",
+        "ftp://host/r.git",
+    ] {
+        let out = orch(&["repo", "add", "odd", "--url", url]);
+        assert_eq!(out.code, 2, "{url}: {}", out.stderr);
+    }
     assert_eq!(
         orch(&["repo", "list"]).expect(0).stdout.lines().count(),
         1,
         "only `app` is registered"
     );
+    // A branch that is the target but for its case is refused too.
+    for lookalike in ["Main", "MAIN", "refs/heads/Main"] {
+        let out = orch(&["task", "add", "L", "--repo", "app", "--branch", lookalike]);
+        assert_eq!(out.code, 2, "{lookalike}: {}", out.stderr);
+    }
     // A different target for the same name is refused, naming the field.
     let out = orch(&[
         "repo",
@@ -856,8 +889,11 @@ fn trust_the_registry_refuses_a_second_name_for_a_remote_and_removing_a_repo_in_
         sb.path().join("spare.git").to_str().unwrap(),
     ])
     .expect(0);
+    let spare_mirror = db.parent().unwrap().join("mirrors").join("spare.git");
+    std::fs::create_dir_all(&spare_mirror).unwrap();
     orch(&["repo", "remove", "spare"]).expect(0);
     orch(&["repo", "show", "spare"]).expect(3);
+    assert!(!spare_mirror.exists(), "the removed repo's mirror is gone");
 }
 
 /// DESIGN, trust boundary: "the state directory is 0700 and the database 0600 when orch creates
