@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::commands::{advance, demo, doctor, exec, merge_gate, queue, reap, repo, task};
+use crate::commands::{advance, demo, doctor, exec, merge_gate, queue, reap, repo, run, task};
 use crate::Context;
 
 /// Drive coding-agent tasks through a stage pipeline with quality gates.
@@ -43,6 +43,9 @@ pub(crate) enum Command {
     /// The operator's registry of repositories: add, list, show, remove, set, unset.
     #[command(subcommand)]
     Repo(repo::RepoCommand),
+    /// One gate run: command, outcome, evidence, protection, times, captured output.
+    #[command(subcommand)]
+    Run(run::RunCommand),
     /// Register, inspect, hold and release tasks.
     #[command(subcommand)]
     Task(task::TaskCommand),
@@ -76,5 +79,6 @@ pub(crate) fn dispatch(ctx: &Context, command: Command) -> Result<i32> {
         Command::Demo(args) => demo::run(ctx, args).map(|e| e.code()),
         Command::Reap(args) => reap::run(ctx, args).map(|e| e.code()),
         Command::Repo(cmd) => repo::run(ctx, cmd).map(|e| e.code()),
+        Command::Run(cmd) => run::run(ctx, cmd).map(|e| e.code()),
     }
 }

@@ -71,6 +71,32 @@ impl KillSignal {
     }
 }
 
+/// Whether the agent's code is confined (`ORCH_GATE_SANDBOX`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GateSandbox {
+    /// Landlock where the kernel has it, recorded either way.
+    Auto,
+    /// No confinement (recorded per run).
+    Off,
+}
+
+impl Value for GateSandbox {
+    fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(GateSandbox::Auto),
+            "off" => Ok(GateSandbox::Off),
+            _ => Err("is not a sandbox mode (use auto or off)".into()),
+        }
+    }
+    fn show(&self) -> String {
+        match self {
+            GateSandbox::Auto => "auto".into(),
+            GateSandbox::Off => "off".into(),
+        }
+    }
+}
+
 /// Which repositories the transition lease covers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum RepoScope {
@@ -244,6 +270,7 @@ pub const REPO_KEYS: &[&str] = &[
     "ORCH_IMAGE_FRESHNESS_TIMEOUT_S",
     "ORCH_MERGE_CMD",
     "ORCH_MERGE_CMD_TIMEOUT_S",
+    "ORCH_GATE_ENV_PASS",
 ];
 
 /// Integer seconds, or a humantime value (`15m`, `1h 30m`); zero is refused.
@@ -301,6 +328,12 @@ pub struct Config {
     /// Finished runs, processed event ids and reaper runs older than this are pruned; 0 keeps
     /// them forever.
     pub retention_days: u32,
+    /// Variables of orch's environment that the agent's code also gets (comma list of names).
+    pub gate_env_pass: Option<String>,
+    /// Paths the agent's code may write besides its working copy and `TMPDIR` (comma list;
+    /// `$HOME` is expanded).
+    pub gate_writable: String,
+    pub gate_sandbox: GateSandbox,
     /// Every key with its effective value and source, in `.env.example` order.
     pub entries: Vec<Entry>,
     /// Values that were refused; their keys use the default.
@@ -407,6 +440,9 @@ impl Config {
             reaper_interval: l.get("ORCH_REAPER_INTERVAL_S", "60"),
             reaper_max_running: l.get("ORCH_REAPER_MAX_RUNNING_S", "5400"),
             retention_days: l.get("ORCH_RETENTION_DAYS", "30"),
+            gate_env_pass: l.get("ORCH_GATE_ENV_PASS", ""),
+            gate_writable: l.get("ORCH_GATE_WRITABLE", "$HOME/.cache"),
+            gate_sandbox: l.get("ORCH_GATE_SANDBOX", "auto"),
             entries: Vec::new(),
             problems: Vec::new(),
             raw: Vec::new(),
@@ -557,6 +593,38 @@ fn default_db_path(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
             PathBuf::from(env("HOME").unwrap_or_else(|| "/".into())).join(".local/state")
         });
     state.join("orch").join("orch.db")
+}
+
+/// The environment the agent's code starts from: `PATH`, `HOME`, `LANG` and `LC_*` of orch's
+/// own, and the variables `pass` names (`ORCH_GATE_ENV_PASS`) that are set. Nothing else —
+/// never `ORCH_DB_PATH`, the alert or merge commands, or a token orch was given.
+pub(crate) fn gate_env(pass: Option<&str>) -> Vec<(String, String)> {
+    let named: Vec<&str> = pass
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    std::env::vars()
+        .filter(|(k, _)| {
+            matches!(k.as_str(), "PATH" | "HOME" | "LANG")
+                || k.starts_with("LC_")
+                || named.contains(&k.as_str())
+        })
+        .collect()
+}
+
+impl Config {
+    /// `ORCH_GATE_WRITABLE` as paths, `$HOME` expanded.
+    pub(crate) fn gate_writable_paths(&self) -> Vec<PathBuf> {
+        let home = std::env::var("HOME").unwrap_or_default();
+        self.gate_writable
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| PathBuf::from(p.replace("$HOME", &home)))
+            .collect()
+    }
 }
 
 /// The name of whoever runs this command, for `--actor`'s default.

@@ -639,12 +639,17 @@ fn stale_worktrees(db: &Db, config: &Config) -> Result<Vec<(PathBuf, String)>> {
     ];
     let mut stale = Vec::new();
     for (dir, prefix) in places {
+        // Never follow a symlink: a planted `worktrees -> /somewhere` must not get that place
+        // deleted.
+        if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_dir()) {
+            continue;
+        }
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            if !path.is_dir() {
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
             }
             let Some((pid, created_ms)) = entry

@@ -100,6 +100,7 @@ fn tracked_runs() {
                 timeout_ms: 0,
                 budget_tip: None,
                 published_tip: None,
+                sandbox: None,
             })
         })
         .unwrap();

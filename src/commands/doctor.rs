@@ -33,7 +33,11 @@ struct Report<'a> {
     config: &'a [Entry],
     programs: Vec<ProgramCheck>,
     problems: Vec<String>,
+    /// Worth a look, not wrong: exit 0 all the same.
+    warnings: Vec<String>,
     database: DatabaseCheck,
+    /// The protection the agent's code gets on this host.
+    sandbox: String,
 }
 
 /// A program orch runs, and where PATH finds it.
@@ -65,6 +69,8 @@ pub(crate) fn run(ctx: &Context, _args: DoctorArgs) -> Result<Exit> {
     problems.extend(config.invariant_violations());
     let programs = check_programs(config, &mut problems);
     let database = check_database(ctx, &mut problems);
+    let sandbox = check_sandbox(config, &mut problems);
+    let warnings = check_privacy(config);
     let report = Report {
         ok: problems.is_empty(),
         stage_transitions: STAGE_TRANSITIONS
@@ -77,7 +83,9 @@ pub(crate) fn run(ctx: &Context, _args: DoctorArgs) -> Result<Exit> {
         config: &config.entries,
         programs,
         problems,
+        warnings,
         database,
+        sandbox,
     };
     if ctx.ui.json {
         ctx.ui.json(&report)?;
@@ -85,6 +93,60 @@ pub(crate) fn run(ctx: &Context, _args: DoctorArgs) -> Result<Exit> {
         print_text(ctx, &report);
     }
     Ok(if report.ok { Exit::Ok } else { Exit::Usage })
+}
+
+/// Which protection gate commands get here, and whether `ORCH_GATE_WRITABLE` would grant the
+/// agent's code the state directory (or one above it) or a directory on PATH.
+fn check_sandbox(config: &Config, problems: &mut Vec<String>) -> String {
+    let state = config.state_dir();
+    for path in config.gate_writable_paths() {
+        if crate::runner::within(&state, &path) {
+            problems.push(format!(
+                "ORCH_GATE_WRITABLE grants `{}`, which holds orch's state directory `{}` (fix: list only caches the suites need, e.g. $HOME/.cache)",
+                path.display(),
+                state.display()
+            ));
+        }
+        let on_path = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+            .unwrap_or_default();
+        if let Some(dir) = on_path.iter().find(|d| crate::runner::within(d, &path)) {
+            problems.push(format!(
+                "ORCH_GATE_WRITABLE grants `{}`, which holds `{}` on PATH: the agent's code could replace a program orch runs (fix: drop it from ORCH_GATE_WRITABLE)",
+                path.display(),
+                dir.display()
+            ));
+        }
+    }
+    match config.gate_sandbox {
+        crate::config::GateSandbox::Off => "none (ORCH_GATE_SANDBOX=off)".into(),
+        crate::config::GateSandbox::Auto => match crate::runner::landlock_abi() {
+            Ok(abi) => format!("landlock ABI {abi}"),
+            Err(why) => format!("none ({why})"),
+        },
+    }
+}
+
+/// The state directory and the database should be private: they hold every gate's output.
+fn check_privacy(config: &Config) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut warnings = Vec::new();
+    for (what, path) in [
+        ("state directory", config.state_dir()),
+        ("database", config.db_path.clone()),
+    ] {
+        if let Ok(meta) = std::fs::metadata(&path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                warnings.push(format!(
+                    "the {what} `{}` is accessible to others (mode {mode:o}); it holds every gate's output (fix: chmod go-rwx `{}`)",
+                    path.display(),
+                    path.display()
+                ));
+            }
+        }
+    }
+    warnings
 }
 
 /// The shell's own words: a command that starts with one of these runs no program to look for.
@@ -358,6 +420,10 @@ fn print_text(ctx: &Context, report: &Report) {
         "database  {}  {}  (schema v{})",
         report.database.path, report.database.state, report.database.schema_version
     ));
+    ui.line(format!("gate sandbox  {}", report.sandbox));
+    for w in &report.warnings {
+        ui.line(format!("warning: {w}"));
+    }
     if report.problems.is_empty() {
         ui.line("no problems found");
     } else {

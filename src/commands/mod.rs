@@ -9,4 +9,5 @@ pub(crate) mod merge_gate;
 pub(crate) mod queue;
 pub(crate) mod reap;
 pub(crate) mod repo;
+pub(crate) mod run;
 pub(crate) mod task;

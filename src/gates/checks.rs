@@ -6,7 +6,7 @@
 use anyhow::Result;
 
 use super::merge::{resolve_commits, short};
-use super::worktree::{run_gate_command, with_clone, worktrees_dir, GateCommand};
+use super::worktree::{run_gate_command, with_clone, with_empty_dir, GateCommand};
 use super::{classify_run, last_line, GateCx, GateKind, GateResult, InfraKind, Verdict};
 use crate::host;
 use crate::runner::{ExitCodes, RunOutcome, RunResult};
@@ -85,12 +85,9 @@ pub(crate) fn coverage(cx: &mut GateCx) -> Result<GateResult> {
         Some(head) => head,
         None => branch_tip(cx)?,
     };
-    let report = std::env::temp_dir().join(format!(
-        "orch-coverage-{}-{}.json",
-        std::process::id(),
-        host::wall_ms()
-    ));
     let result = with_clone(cx, GATE, &head, |cx, worktree| {
+        // Inside the working copy: the one place besides its TMPDIR the suite may write.
+        let report = worktree.dir.join(".orch-coverage-report.json");
         let run = run_gate_command(
             cx,
             GateCommand {
@@ -136,7 +133,6 @@ pub(crate) fn coverage(cx: &mut GateCx) -> Result<GateResult> {
         };
         Ok(with_run(GATE, verdict, &run))
     });
-    let _ = std::fs::remove_file(&report);
     result
 }
 
@@ -170,15 +166,25 @@ pub(crate) fn image_freshness(cx: &mut GateCx) -> Result<GateResult> {
             },
         ));
     };
-    let dir = worktrees_dir(&cx.config.db_path);
-    std::fs::create_dir_all(&dir)?;
+    with_empty_dir(cx, GATE, false, |cx, dir| {
+        image_freshness_in(cx, &command, &validated, dir)
+    })
+}
+
+fn image_freshness_in(
+    cx: &mut GateCx,
+    command: &str,
+    validated: &str,
+    dir: &std::path::Path,
+) -> Result<GateResult> {
+    const GATE: GateKind = GateKind::ImageFreshness;
     let run = run_gate_command(
         cx,
         GateCommand {
             gate: GATE,
-            command: &command,
+            command,
             timeout: cx.config.image_freshness_timeout,
-            cwd: &dir,
+            cwd: dir,
             extra_env: Vec::new(),
             exit_codes: ExitCodes::Plain,
             merge_lock: None,

@@ -102,7 +102,13 @@ pub(crate) fn verify(cx: &mut GateCx) -> Result<GateResult> {
             },
         ));
     };
-    let dir = worktrees_dir(&cx.config.db_path);
+    // An empty directory of orch's, not a checkout of agent content (`python3 -m …` would put
+    // that on `sys.path`); the merge command is the operator's and keeps orch's environment.
+    let dir = worktrees_dir(&cx.config.db_path).join(format!(
+        "merge-{}-{}",
+        std::process::id(),
+        crate::host::wall_ms()
+    ));
     std::fs::create_dir_all(&dir)?;
     let run = run_gate_command(
         cx,
@@ -116,6 +122,7 @@ pub(crate) fn verify(cx: &mut GateCx) -> Result<GateResult> {
             merge_lock: None,
         },
     )?;
+    let _ = std::fs::remove_dir_all(&dir);
     crate::fault::point("merge_verify.after_merge_cmd");
     let verdict = classify_run(&run);
     let mut result = match verdict {

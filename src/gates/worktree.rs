@@ -15,7 +15,7 @@ use super::{GateCx, GateKind, GateResult, InfraKind, Verdict};
 use crate::git::{Mirror, Repo};
 use crate::host;
 use crate::merge_lock;
-use crate::runner::{self, Echo, ExitCodes, RunResult, RunSpec, Track};
+use crate::runner::{self, Echo, ExitCodes, RunResult, RunSpec, Sandboxing, Track};
 
 /// Where orch keeps its own gate worktrees: beside the database.
 pub(crate) fn worktrees_dir(db_path: &Path) -> PathBuf {
@@ -30,13 +30,9 @@ pub(crate) fn mirror(cx: &GateCx) -> Result<Mirror> {
     Mirror::open(&cx.config.state_dir(), &cx.repo.name)
 }
 
-/// A directory name for one gate's working copy: `<task>-<orch pid>-<gate>-<wall ms>` (the
-/// reaper reads the pid and time back to find stale ones).
-fn work_name(cx: &GateCx, gate: GateKind) -> String {
-    let safe_id: String = cx
-        .task
-        .id
-        .chars()
+/// A task id as a piece of a file name.
+fn safe_id(id: &str) -> String {
+    id.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' {
                 c
@@ -44,9 +40,15 @@ fn work_name(cx: &GateCx, gate: GateKind) -> String {
                 '_'
             }
         })
-        .collect();
+        .collect()
+}
+
+/// A directory name for one gate's working copy: `<task>-<orch pid>-<gate>-<wall ms>` (the
+/// reaper reads the pid and time back to find stale ones).
+fn work_name(cx: &GateCx, gate: GateKind) -> String {
     format!(
-        "{safe_id}-{}-{}-{}",
+        "{}-{}-{}-{}",
+        safe_id(&cx.task.id),
         std::process::id(),
         gate.name(),
         host::wall_ms()
@@ -122,6 +124,28 @@ pub(crate) fn with_clone(
     result
 }
 
+/// Runs `f` in a fresh empty directory (a command that needs no working copy: the image
+/// freshness check; the operator's merge command, under the state directory); removes it
+/// afterwards.
+pub(crate) fn with_empty_dir(
+    cx: &mut GateCx,
+    gate: GateKind,
+    under_state: bool,
+    f: impl FnOnce(&mut GateCx, &Path) -> Result<GateResult>,
+) -> Result<GateResult> {
+    let parent = if under_state {
+        worktrees_dir(&cx.config.db_path)
+    } else {
+        std::env::temp_dir()
+    };
+    let prefix = if under_state { "" } else { CLONE_PREFIX };
+    let dir = parent.join(format!("{prefix}{}", work_name(cx, gate)));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating `{}`", dir.display()))?;
+    let result = f(cx, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
 /// A gate command to run.
 pub(crate) struct GateCommand<'a> {
     pub gate: GateKind,
@@ -149,19 +173,51 @@ pub(crate) fn run_gate_command(cx: &mut GateCx, cmd: GateCommand) -> Result<RunR
         Echo::Progress
     };
     spec.label = Some(format!("{} {}", cmd.gate.name(), cx.task.id));
+    // Every gate but merge-verify runs the agent's code (or judges it): a fresh environment, a
+    // TMPDIR of its own, and writes confined to its working copy and that TMPDIR.
+    let agent_code = cmd.gate != GateKind::MergeVerify;
+    let tmpdir = agent_code
+        .then(|| -> Result<PathBuf> {
+            let dir = std::env::temp_dir().join(format!(
+                "{CLONE_PREFIX}{}-{}-{}-tmp-{}",
+                safe_id(&cx.task.id),
+                std::process::id(),
+                cmd.gate.name(),
+                host::wall_ms()
+            ));
+            std::fs::create_dir(&dir).with_context(|| format!("creating `{}`", dir.display()))?;
+            Ok(dir)
+        })
+        .transpose()?;
+    if let Some(tmp) = &tmpdir {
+        spec.clean_env = true;
+        spec.env = crate::config::gate_env(config.gate_env_pass.as_deref())
+            .into_iter()
+            .chain([("TMPDIR".to_string(), tmp.display().to_string())])
+            .collect();
+        spec.sandboxing = match config.gate_sandbox {
+            crate::config::GateSandbox::Off => Sandboxing::Off,
+            crate::config::GateSandbox::Auto => {
+                let mut writable = vec![cmd.cwd.to_path_buf(), tmp.clone()];
+                writable.extend(config.gate_writable_paths());
+                writable.extend(runner::device_paths());
+                Sandboxing::Confine(writable)
+            }
+        };
+    }
     let mut track = Track::gate(config, cmd.gate.name(), Some(&cx.task.id));
     let budget = cx.budget_key();
     track.budget_tip = cx.base_tip.is_some().then_some(budget.tip);
     track.published_tip = budget.published;
     spec.track = Some(track);
     let task = &cx.task;
-    spec.env = vec![
+    spec.env.extend([
         ("ORCH_TASK_ID".into(), task.id.clone()),
         ("ORCH_BRANCH".into(), task.branch.clone()),
         ("ORCH_TARGET".into(), task.target.clone()),
         ("ORCH_REPO".into(), cx.repo.name.clone()),
         ("ORCH_REPO_URL".into(), cx.repo.url.clone()),
-    ];
+    ]);
     spec.env.extend(cmd.extra_env);
     cx.ui.note(format!(
         "gate {}: {}: running `{}` (timeout {}s)",
@@ -179,9 +235,13 @@ pub(crate) fn run_gate_command(cx: &mut GateCx, cmd: GateCommand) -> Result<RunR
                 .as_deref()
                 .is_none_or(|repo| merge_lock::renew(store, repo, &lease).unwrap_or(false))
     };
-    runner::run(
+    let result = runner::run(
         Some(&mut *cx.store),
         &spec,
         Some((config.lease_renew, &mut heartbeat)),
-    )
+    );
+    if let Some(tmp) = &tmpdir {
+        let _ = std::fs::remove_dir_all(tmp);
+    }
+    result
 }

@@ -18,6 +18,7 @@
 mod evidence;
 mod outcome;
 mod output;
+mod sandbox;
 mod signals;
 mod spawn;
 mod spec;
@@ -26,5 +27,7 @@ mod tree;
 
 pub use evidence::{Evidence, Verdict};
 pub use outcome::{RunOutcome, RunResult};
-pub use spec::{shell_argv, Echo, ExitCodes, Input, RunSpec, Track};
+pub use sandbox::{abi as landlock_abi, Protection};
+pub use spec::{shell_argv, Echo, ExitCodes, Input, RunSpec, Sandboxing, Track};
+pub(crate) use sandbox::{device_paths, within};
 pub use supervise::{run, Heartbeat};

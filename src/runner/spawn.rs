@@ -22,7 +22,8 @@ use nix::libc;
 use nix::sys::signal::Signal;
 
 use super::signals::{send, Target};
-use super::spec::{Input, RunSpec};
+use super::sandbox::{self, Protection};
+use super::spec::{Input, RunSpec, Sandboxing};
 
 /// The byte that lets the child exec.
 const GO: u8 = b'g';
@@ -34,6 +35,7 @@ pub(crate) enum Stage {
     Stdio = 2,
     Cwd = 3,
     Exec = 4,
+    Sandbox = 5,
 }
 
 /// A command that could not start.
@@ -60,6 +62,9 @@ impl StartFailure {
             ),
             Stage::Session => format!("cannot start `{program}`: setsid failed: {why}"),
             Stage::Stdio => format!("cannot start `{program}`: cannot set up its output: {why}"),
+            Stage::Sandbox => format!(
+                "cannot start `{program}`: applying the Landlock sandbox failed: {why} (hint: ORCH_GATE_SANDBOX=off runs it unconfined)"
+            ),
         }
     }
 }
@@ -73,6 +78,10 @@ pub(crate) struct Prepared {
     cwd: Option<CString>,
     new_session: bool,
     null_stdin: bool,
+    /// The Landlock ruleset the leader applies to itself before exec.
+    landlock: Option<OwnedFd>,
+    /// What protection the run has (recorded in its `runs` row); `None` when not the agent's code.
+    pub(crate) protection: Option<Protection>,
 }
 
 impl Prepared {
@@ -86,7 +95,11 @@ impl Prepared {
             .map(|a| CString::new(a.as_bytes()))
             .collect::<Result<Vec<_>, _>>()
             .context("an argument holds a NUL byte")?;
-        let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+        let mut env: Vec<(OsString, OsString)> = if spec.clean_env {
+            Vec::new()
+        } else {
+            std::env::vars_os().collect()
+        };
         for (key, value) in &spec.env {
             env.retain(|(k, _)| k.as_bytes() != key.as_bytes());
             env.push((key.into(), value.into()));
@@ -127,6 +140,19 @@ impl Prepared {
             .map(|p| CString::new(p.as_os_str().as_bytes()))
             .transpose()
             .context("the working directory holds a NUL byte")?;
+        let (landlock, protection) = match &spec.sandboxing {
+            Sandboxing::Unconfined => (None, None),
+            Sandboxing::Off => (
+                None,
+                Some(Protection::None {
+                    reason: "ORCH_GATE_SANDBOX=off".into(),
+                }),
+            ),
+            Sandboxing::Confine(writable) => match sandbox::ruleset(writable) {
+                Ok(ruleset) => (Some(ruleset.fd), Some(ruleset.protection)),
+                Err(none) => (None, Some(none)),
+            },
+        };
         Ok(Prepared {
             argv,
             envp,
@@ -134,6 +160,8 @@ impl Prepared {
             cwd,
             new_session: spec.tree_kill,
             null_stdin: spec.stdin == Input::Null,
+            landlock,
+            protection,
         })
     }
 }
@@ -340,6 +368,7 @@ impl Leader {
             1 => Stage::Session,
             2 => Stage::Stdio,
             3 => Stage::Cwd,
+            5 => Stage::Sandbox,
             _ => Stage::Exec,
         };
         let errno = i32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]]);
@@ -407,6 +436,19 @@ unsafe fn child(plan: &ChildPlan) -> ! {
         if let Some(cwd) = &p.cwd {
             if libc::chdir(cwd.as_ptr()) < 0 {
                 fail(plan.report, Stage::Cwd);
+            }
+        }
+        // The agent's code: confine its writes just before exec (raw syscalls only; the ruleset
+        // was built by orch before the clone). orch itself is never restricted.
+        if let Some(ruleset) = &p.landlock {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0
+                || libc::syscall(
+                    libc::SYS_landlock_restrict_self,
+                    ruleset.as_raw_fd(),
+                    0u32,
+                ) < 0
+            {
+                fail(plan.report, Stage::Sandbox);
             }
         }
         libc::pthread_sigmask(libc::SIG_SETMASK, &plan.empty, std::ptr::null_mut());

@@ -66,14 +66,31 @@ impl Track {
     }
 }
 
+/// Whether the command's writes are confined (the agent's code is; the operator's merge and
+/// alert commands and `orch exec` are not).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sandboxing {
+    /// Not the agent's code: no confinement, nothing recorded.
+    Unconfined,
+    /// The agent's code, with the sandbox turned off (`ORCH_GATE_SANDBOX=off`): recorded so.
+    Off,
+    /// The agent's code: writes granted beneath these paths only (Landlock where the kernel has
+    /// it; recorded either way).
+    Confine(Vec<PathBuf>),
+}
+
 /// One command to run through the process-group runner.
 #[derive(Clone, Debug)]
 pub struct RunSpec {
     /// The program and its arguments; a configured command string goes through `RunSpec::shell`.
     pub argv: Vec<String>,
     pub cwd: Option<PathBuf>,
-    /// Added to (or replacing in) orch's own environment.
+    /// Added to (or replacing in) orch's own environment — or, with `clean_env`, the whole
+    /// environment.
     pub env: Vec<(String, String)>,
+    /// Start from an empty environment instead of orch's (the agent's code gets only `env`).
+    pub clean_env: bool,
+    pub sandboxing: Sandboxing,
     /// No deadline when `None`; the tree is killed at the end all the same.
     pub timeout: Option<Duration>,
     /// How long the first signal has before SIGKILL.
@@ -102,6 +119,8 @@ impl RunSpec {
             argv,
             cwd: None,
             env: Vec::new(),
+            clean_env: false,
+            sandboxing: Sandboxing::Unconfined,
             timeout: None,
             grace: config.kill_grace,
             kill_signal: config.kill_signal,

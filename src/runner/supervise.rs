@@ -85,11 +85,12 @@ pub fn run(
     } else {
         HashSet::new()
     };
+    let protection = prepared.protection.as_ref().map(|p| p.to_string());
     let mut leader = spawn::spawn_gated(prepared)?;
     let pid = leader.pid;
 
     let run_id = match (&spec.track, store.as_deref_mut()) {
-        (Some(track), Some(db)) => match admit(db, track, spec, pid) {
+        (Some(track), Some(db)) => match admit(db, track, spec, protection.clone(), pid) {
             Ok(Some(id)) => Some(id),
             Ok(None) => {
                 leader.abandon();
@@ -177,7 +178,13 @@ pub fn run(
 
 /// Inserts the run's row if the host has room; `None` when it is full (lock-busy). The count and
 /// the insert share one `BEGIN IMMEDIATE`, so two runs cannot both take the last place.
-fn admit(store: &mut Store, track: &Track, spec: &RunSpec, pid: i32) -> Result<Option<i64>> {
+fn admit(
+    store: &mut Store,
+    track: &Track,
+    spec: &RunSpec,
+    sandbox: Option<String>,
+    pid: i32,
+) -> Result<Option<i64>> {
     let run = NewRun {
         task_id: track.task_id.clone(),
         gate: track.gate.clone(),
@@ -190,6 +197,7 @@ fn admit(store: &mut Store, track: &Track, spec: &RunSpec, pid: i32) -> Result<O
             .unwrap_or(0),
         budget_tip: track.budget_tip.clone(),
         published_tip: track.published_tip.clone(),
+        sandbox,
     };
     store.write(|db| {
         if track.max_concurrent > 0 {

@@ -26,6 +26,9 @@ pub struct NewRun {
     /// The edge's budget key (see `runs.budget_tip` in the schema).
     pub budget_tip: Option<String>,
     pub published_tip: Option<String>,
+    /// The protection the command had (`landlock ABI n`, `none (why)`); `None` for a command
+    /// that is not the agent's code.
+    pub sandbox: Option<String>,
 }
 
 /// A run as stored.
@@ -53,6 +56,8 @@ pub struct RunRow {
     pub evidence: Option<String>,
     pub budget_tip: Option<String>,
     pub published_tip: Option<String>,
+    /// The protection the command had; `None` when it is not the agent's code.
+    pub sandbox: Option<String>,
 }
 
 impl RunRow {
@@ -71,7 +76,7 @@ impl RunRow {
 pub(super) const RUN_COLUMNS: &str =
     "id, task_id, gate, command, owner_pid, owner_pid_start, leader_pid, \
      leader_pid_start, boot_id, pid_ns, host, started_at, started_boot_ms, timeout_ms, \
-     finished_at, outcome, exit_status, output, evidence, budget_tip, published_tip";
+     finished_at, outcome, exit_status, output, evidence, budget_tip, published_tip, sandbox";
 
 pub(super) fn run_from_row(r: &Row) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
@@ -96,6 +101,7 @@ pub(super) fn run_from_row(r: &Row) -> rusqlite::Result<RunRow> {
         evidence: r.get(18)?,
         budget_tip: r.get(19)?,
         published_tip: r.get(20)?,
+        sandbox: r.get(21)?,
     })
 }
 
@@ -108,8 +114,8 @@ impl Db<'_> {
             .execute(
                 "INSERT INTO runs (task_id, gate, command, owner_pid, owner_pid_start, leader_pid,
                      leader_pid_start, boot_id, pid_ns, host, started_at, started_boot_ms, timeout_ms,
-                     budget_tip, published_tip)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                     budget_tip, published_tip, sandbox)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 params![
                     run.task_id,
                     run.gate,
@@ -126,6 +132,7 @@ impl Db<'_> {
                     run.timeout_ms,
                     run.budget_tip,
                     run.published_tip,
+                    run.sandbox,
                 ],
             )
             .context("recording a run")?;

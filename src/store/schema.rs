@@ -246,6 +246,10 @@ const MIGRATIONS: &[&str] = &[
 
     ALTER TABLE verdicts ADD COLUMN config_hash TEXT;
     "#,
+    // TEMPORARY (replaced by the v3 of the output/event-id branch): the run's protection.
+    r#"
+    ALTER TABLE runs ADD COLUMN sandbox TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.
