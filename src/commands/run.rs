@@ -78,7 +78,9 @@ fn show(ctx: &Context, args: ShowArgs) -> Result<Exit> {
     ));
     ui.line(format!(
         "sandbox   {}",
-        run.sandbox.as_deref().unwrap_or("not the agent's code (unconfined)")
+        run.sandbox
+            .as_deref()
+            .unwrap_or("not the agent's code (unconfined)")
     ));
     if let Some(evidence) = &run.evidence {
         ui.line(format!("evidence  {}", printable(evidence)));

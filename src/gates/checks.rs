@@ -193,15 +193,15 @@ fn image_freshness_in(
     let verdict = match classify_run(&run) {
         Verdict::Passed { .. } => {
             let built = last_line(&run.output);
-            if same_commit(&built, &validated) {
+            if same_commit(&built, validated) {
                 Verdict::Passed {
-                    detail: format!("the staging image is built from {}", short(&validated)),
+                    detail: format!("the staging image is built from {}", short(validated)),
                 }
             } else {
                 Verdict::Red {
                     reason: format!(
                         "image stale: the staging image is built from `{built}`, not the validated {}",
-                        short(&validated)
+                        short(validated)
                     ),
                 }
             }

@@ -28,6 +28,6 @@ mod tree;
 pub use evidence::{Evidence, Verdict};
 pub use outcome::{RunOutcome, RunResult};
 pub use sandbox::{abi as landlock_abi, Protection};
-pub use spec::{shell_argv, Echo, ExitCodes, Input, RunSpec, Sandboxing, Track};
 pub(crate) use sandbox::{device_paths, within};
+pub use spec::{shell_argv, Echo, ExitCodes, Input, RunSpec, Sandboxing, Track};
 pub use supervise::{run, Heartbeat};

@@ -184,10 +184,17 @@ pub(crate) fn ruleset(writable: &[PathBuf]) -> Result<Ruleset, Protection> {
 
 /// The paths every confined run may write besides its working copy and `TMPDIR`.
 pub(crate) fn device_paths() -> Vec<PathBuf> {
-    ["/dev/null", "/dev/shm", "/dev/pts", "/dev/tty", "/dev/zero", "/dev/full"]
-        .iter()
-        .map(PathBuf::from)
-        .collect()
+    [
+        "/dev/null",
+        "/dev/shm",
+        "/dev/pts",
+        "/dev/tty",
+        "/dev/zero",
+        "/dev/full",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .collect()
 }
 
 /// Whether `dir` is `of` or lies inside it.

@@ -21,8 +21,8 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::libc;
 use nix::sys::signal::Signal;
 
-use super::signals::{send, Target};
 use super::sandbox::{self, Protection};
+use super::signals::{send, Target};
 use super::spec::{Input, RunSpec, Sandboxing};
 
 /// The byte that lets the child exec.
@@ -442,11 +442,7 @@ unsafe fn child(plan: &ChildPlan) -> ! {
         // was built by orch before the clone). orch itself is never restricted.
         if let Some(ruleset) = &p.landlock {
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0
-                || libc::syscall(
-                    libc::SYS_landlock_restrict_self,
-                    ruleset.as_raw_fd(),
-                    0u32,
-                ) < 0
+                || libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0u32) < 0
             {
                 fail(plan.report, Stage::Sandbox);
             }

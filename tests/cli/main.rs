@@ -17,6 +17,7 @@ mod merge_gate;
 mod metrics;
 mod order;
 mod reap;
+mod sandbox;
 mod snapshots;
 mod torture;
 mod trust;
