@@ -377,7 +377,11 @@ impl Demo {
 
     fn starved_incident(&mut self) -> Result<()> {
         self.say("3. the incident: DEMO-3's suite starts workers and hangs past its timeout");
-        let pids = self.dir.join("demo-3-pids");
+        // The suite writes its workers' pids for the demo to check: through the one extra
+        // variable and the one extra writable directory the operator grants the agent's code.
+        let scratch = self.dir.join("scratch");
+        std::fs::create_dir_all(&scratch)?;
+        let pids = scratch.join("demo-3-pids");
         let script = self.dir.join("starved_suite.py");
         std::fs::write(&script, STARVED_SUITE)?;
         self.task("DEMO-3", &[("demo-3.md", "# demo 3\n")], "deploy-staging")?;
@@ -388,6 +392,8 @@ impl Demo {
             ),
             ("ORCH_MERGE_RETEST_TIMEOUT_S", "2".into()),
             ("DEMO_PIDS", pids.display().to_string()),
+            ("ORCH_GATE_ENV_PASS", "DEMO_PIDS".into()),
+            ("ORCH_GATE_WRITABLE", scratch.display().to_string()),
         ];
         self.expect(
             &["advance", "DEMO-3", "--to", "deploy", "--actor", "ci"],
@@ -502,7 +508,11 @@ impl Demo {
 
     fn kill_and_reap(&mut self) -> Result<()> {
         self.say("5. kill -9: DEMO-5's orch dies mid re-test; `orch reap` (cron) recovers");
-        let pids = self.dir.join("demo-5-pids");
+        // The suite writes its workers' pids for the demo to check: through the one extra
+        // variable and the one extra writable directory the operator grants the agent's code.
+        let scratch = self.dir.join("scratch");
+        std::fs::create_dir_all(&scratch)?;
+        let pids = scratch.join("demo-5-pids");
         let script = self.dir.join("starved_suite.py");
         self.task("DEMO-5", &[("demo-5.md", "# demo 5\n")], "deploy-staging")?;
         let env = [
@@ -511,6 +521,8 @@ impl Demo {
                 format!("python3 '{}'", script.display()),
             ),
             ("DEMO_PIDS", pids.display().to_string()),
+            ("ORCH_GATE_ENV_PASS", "DEMO_PIDS".into()),
+            ("ORCH_GATE_WRITABLE", scratch.display().to_string()),
         ];
         let mut victim = self
             .command(
