@@ -109,7 +109,9 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
                 let doc = serde_json::json!({ "error": message, "exit_code": exit.code() });
                 ui.line(doc.to_string());
             } else {
-                eprintln!("orch: {message}");
+                // A message may embed a reason, a suite's output line or a name: one line, and
+                // nothing in it reaches the terminal as a control sequence.
+                eprintln!("orch: {}", ui::plain(&message));
             }
             exit.code()
         }

@@ -18,6 +18,51 @@ pub(crate) fn is_invisible(c: char) -> bool {
         | '\u{FFF9}'..='\u{FFFB}')
 }
 
+/// Why `raw` cannot be registered as a name or stored as text people read: the first control,
+/// invisible or bidi character in it, named by its code point.
+fn drawing_char(raw: &str) -> Result<(), String> {
+    match raw.chars().find(|c| c.is_control() || is_invisible(*c)) {
+        Some(c) => Err(format!(
+            "contains the character U+{:04X}, a control, invisible or bidi character",
+            c as u32
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A task id: 1 to 200 bytes, no whitespace, no control, invisible or bidi character.
+pub(crate) fn task_id(raw: &str) -> Result<(), String> {
+    if raw.is_empty() {
+        return Err("is empty".into());
+    }
+    if raw.len() > 200 {
+        return Err("is longer than 200 bytes".into());
+    }
+    drawing_char(raw)?;
+    if raw.chars().any(char::is_whitespace) {
+        return Err("contains whitespace".into());
+    }
+    Ok(())
+}
+
+/// An event id: 1 to 200 bytes, no control, invisible or bidi character. It is scoped to its
+/// task: the same id on another task is another event.
+pub(crate) fn event_id(raw: &str) -> Result<(), String> {
+    if raw.is_empty() {
+        return Err("is empty (hint: an unset CI variable gives an empty id; pass a real one or leave --event-id out)".into());
+    }
+    if raw.len() > 200 {
+        return Err("is longer than 200 bytes".into());
+    }
+    drawing_char(raw)
+}
+
+/// Free text orch stores and prints (an actor, a reason): no control, invisible or bidi
+/// character.
+pub(crate) fn text(raw: &str) -> Result<(), String> {
+    drawing_char(raw)
+}
+
 /// The branch's short name (`refs/heads/` or `heads/` stripped), or why it is refused.
 pub(crate) fn branch(raw: &str) -> Result<String, String> {
     if raw.is_empty() {
@@ -79,6 +124,22 @@ pub(crate) fn identifier(raw: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_and_text_that_draw_are_refused() {
+        for id in ["", "a b", "a\x1b[2J", "a\u{202e}b", "a\u{200b}", "a\nb"] {
+            assert!(task_id(id).is_err(), "task id {id:?} was accepted");
+        }
+        assert!(task_id(&"x".repeat(201)).is_err());
+        assert!(task_id(&"x".repeat(200)).is_ok());
+        assert!(task_id("ORCH-7").is_ok());
+        assert!(event_id("").is_err());
+        assert!(event_id(&"e".repeat(201)).is_err());
+        assert!(event_id("ci-42 run 1").is_ok());
+        assert!(text("a\x1b]0;pwned\x07").unwrap_err().contains("U+001B"));
+        assert!(text("why\nnot").unwrap_err().contains("U+000A"));
+        assert!(text("flaky — retried").is_ok());
+    }
 
     #[test]
     fn hostile_branch_names_are_refused() {

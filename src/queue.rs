@@ -350,8 +350,20 @@ fn gates_block(db: &Db) -> Result<std::collections::BTreeMap<String, GateBlock>>
     Ok(block)
 }
 
-/// The view as short aligned text.
+/// The view as short aligned text, one line per row: every line goes through `ui::plain`, so a
+/// task id, an owner, a re-queue reason (a suite's last output line) or an alert's text prints
+/// escaped and cannot draw.
 pub(crate) fn render_text(view: &QueueView) -> Vec<String> {
+    render_lines(view)
+        .into_iter()
+        .map(|line| match crate::ui::plain(&line) {
+            std::borrow::Cow::Borrowed(_) => line,
+            std::borrow::Cow::Owned(escaped) => escaped,
+        })
+        .collect()
+}
+
+fn render_lines(view: &QueueView) -> Vec<String> {
     let mut out = vec!["stages".to_string()];
     out.push(format!(
         "  {:<14} {:>6} {:>5}  oldest",

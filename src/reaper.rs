@@ -186,7 +186,10 @@ impl ReapReport {
             return out;
         }
         for refusal in &self.tier2_refused {
-            out.push(format!("tier 2 (reaping by age) refused: {refusal}"));
+            out.push(format!(
+                "tier 2 (reaping by age) refused: {}",
+                crate::ui::plain(refusal)
+            ));
         }
         let s = &self.summary;
         out.push(if self.dry_run {
@@ -229,7 +232,7 @@ impl Action {
                 done.to_string()
             }
         };
-        match self {
+        let text = match self {
             Action::ReapRun {
                 run_id,
                 task_id,
@@ -313,7 +316,9 @@ impl Action {
                 rows.events,
                 rows.runs
             ),
-        }
+        };
+        // Task ids, owners, reasons and keys came from outside: one action, one line.
+        crate::ui::plain(&text).into_owned()
     }
 }
 

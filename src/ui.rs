@@ -3,7 +3,13 @@
 //! A broken pipe on stdout is not an error: the reader has seen what it wanted. Any other failed
 //! write (a full disk, a closed file) is kept and turns the command's exit into an internal error
 //! (`write_error`), so a script never mistakes lost output for success.
+//!
+//! Text output never draws: every value that came from outside (a reason, an actor, a branch, a
+//! task id, a suite's output) goes through `plain` before it is printed, so one value is one line
+//! and cannot move the cursor, clear the screen or set a title. `--json` is exact (serde escapes).
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::Mutex;
 
@@ -61,6 +67,37 @@ pub(crate) fn write_error() -> Option<String> {
     WRITE_ERROR.lock().unwrap_or_else(|p| p.into_inner()).take()
 }
 
+/// `text` with every control character escaped (`\n`, `\r`, `\t`, other C0/C1 and DEL as `\xNN`)
+/// and every invisible, bidi or line-separating character as `\u{202e}`: safe to print on one
+/// line of a terminal. Borrowed when nothing needed escaping.
+pub(crate) fn plain(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(draws) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if draws(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A character a terminal acts on or a person cannot see: control (C0, DEL, C1), invisible or
+/// bidi, or a line or paragraph separator.
+fn draws(c: char) -> bool {
+    c.is_control() || crate::names::is_invisible(c) || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
 /// A wall-clock time in ms as RFC 3339 UTC, to the second.
 pub(crate) fn timestamp(ms: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
@@ -88,5 +125,27 @@ mod tests {
         assert_eq!(age(242_000), "4m 2s");
         assert_eq!(age(7_500_000), "2h 5m");
         assert_eq!(timestamp(0), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn plain_text_is_borrowed() {
+        assert!(matches!(
+            plain("feat/x — ok ✓"),
+            Cow::Borrowed("feat/x — ok ✓")
+        ));
+    }
+
+    #[test]
+    fn plain_escapes_what_a_terminal_acts_on() {
+        assert_eq!(
+            plain("a\x1b[2Jb\x1b]0;pwned\x07\nc\r\td"),
+            r"a\x1b[2Jb\x1b]0;pwned\x07\nc\r\td"
+        );
+        assert_eq!(plain("\x00\x7f\u{9b}"), r"\x00\x7f\x9b");
+        assert_eq!(
+            plain("evil\u{202e}txt\u{200b}\u{2028}"),
+            r"evil\u{202e}txt\u{200b}\u{2028}"
+        );
+        assert!(!plain("x\ny").contains('\n'));
     }
 }

@@ -4,9 +4,11 @@
 use anyhow::Result;
 use clap::Args;
 
+use crate::commands::task::{check_actor, check_text};
 use crate::config::default_actor;
 use crate::engine::{self, AdvanceReport, AdvanceRequest};
 use crate::error::{failure, Exit};
+use crate::names;
 use crate::stages::Stage;
 use crate::store::Store;
 use crate::Context;
@@ -44,6 +46,10 @@ pub(crate) struct AdvanceArgs {
 
 pub(crate) fn run(ctx: &Context, args: AdvanceArgs) -> Result<Exit> {
     let actor = args.actor.unwrap_or_else(default_actor);
+    check_request(&actor, args.event_id.as_deref())?;
+    if let Some(reason) = &args.reason {
+        check_text("reason", reason)?;
+    }
     let mut store = Store::open(&ctx.config.db_path)?;
     if args.next {
         return match engine::advance_next(&mut store, &ctx.config, ctx.ui, &actor)? {
@@ -62,7 +68,7 @@ pub(crate) fn run(ctx: &Context, args: AdvanceArgs) -> Result<Exit> {
                     ctx.ui.line(match next {
                         Some(r) => format!(
                             "nothing due; next: {} at {}",
-                            r.task_id,
+                            crate::ui::plain(&r.task_id),
                             crate::ui::timestamp(r.due_at)
                         ),
                         None => "nothing due; no re-queued edge".to_string(),
@@ -89,12 +95,27 @@ pub(crate) fn run(ctx: &Context, args: AdvanceArgs) -> Result<Exit> {
     print(ctx, &report)
 }
 
+/// Refuses (exit 2, nothing opened or written) an actor or an event id orch would not store: an
+/// empty event id — an unset `$CI_EVENT_ID` — would silence every later event that is empty too.
+pub(crate) fn check_request(actor: &str, event_id: Option<&str>) -> Result<()> {
+    check_actor(actor)?;
+    if let Some(event_id) = event_id {
+        names::event_id(event_id).map_err(|why| {
+            failure(
+                Exit::Usage,
+                format!("--event-id `{}` {why}", crate::ui::plain(event_id)),
+            )
+        })?;
+    }
+    Ok(())
+}
+
 /// Prints a step's report (text or JSON) and returns its exit code.
 pub(crate) fn print(ctx: &Context, report: &AdvanceReport) -> Result<Exit> {
     if ctx.ui.json {
         ctx.ui.json(report)?;
     } else {
-        ctx.ui.line(&report.message);
+        ctx.ui.line(crate::ui::plain(&report.message));
     }
     Ok(report.exit)
 }

@@ -10,7 +10,7 @@ use crate::engine::load_task;
 use crate::error::{failure, Exit};
 use crate::stages::Stage;
 use crate::store::{HistoryItem, NewTask, NewTransition, Store, Task};
-use crate::ui::{age, timestamp};
+use crate::ui::{age, plain, timestamp};
 use crate::{host, names, Context};
 
 #[derive(Debug, Subcommand)]
@@ -97,20 +97,23 @@ fn usage(message: String) -> anyhow::Error {
     failure(Exit::Usage, message)
 }
 
-fn check_name(what: &str, value: &str) -> Result<()> {
-    if value.is_empty()
-        || value.len() > 200
-        || value.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(usage(format!(
-            "{what} `{value}` is not usable (hint: 1 to 200 characters, no spaces)"
-        )));
-    }
-    Ok(())
+/// A task id from the command line, refused with exit 2 when it could not be registered.
+fn check_id(id: &str) -> Result<()> {
+    names::task_id(id).map_err(|why| {
+        usage(format!(
+            "task id `{}` {why} (hint: 1 to 200 bytes, no spaces)",
+            plain(id)
+        ))
+    })
+}
+
+/// An `--actor` from the command line: no character that draws.
+pub(crate) fn check_actor(actor: &str) -> Result<()> {
+    names::text(actor).map_err(|why| usage(format!("the actor `{}` {why}", plain(actor))))
 }
 
 fn add(ctx: &Context, args: AddArgs) -> Result<Exit> {
-    check_name("task id", &args.id)?;
+    check_id(&args.id)?;
     names::identifier(&args.repo).map_err(|why| usage(format!("repo `{}` {why}", args.repo)))?;
     let branch = names::branch(&args.branch).map_err(|why| {
         usage(format!(
@@ -129,6 +132,7 @@ fn add(ctx: &Context, args: AddArgs) -> Result<Exit> {
         check_text("reason", reason)?;
     }
     let actor = args.actor.clone().unwrap_or_else(default_actor);
+    check_actor(&actor)?;
     let mut store = Store::open_existing(&ctx.config.db_path)?;
     let outcome = store.write(|db| {
         let Some(repo) = db.repo(&args.repo)? else {
@@ -186,12 +190,16 @@ fn add(ctx: &Context, args: AddArgs) -> Result<Exit> {
     } else if outcome == "added" {
         ctx.ui.line(format!(
             "added {} at {} (repo {}, branch {} → {})",
-            task.id, task.stage, task.repo, task.branch, task.target
+            plain(&task.id),
+            task.stage,
+            plain(&task.repo),
+            plain(&task.branch),
+            plain(&task.target)
         ));
     } else {
         ctx.ui.line(format!(
             "{} is already registered; nothing changed",
-            task.id
+            plain(&task.id)
         ));
     }
     Ok(Exit::Ok)
@@ -214,14 +222,14 @@ fn differing_field(task: &Task, new: &NewTask) -> Option<(&'static str, String, 
     })
 }
 
-/// Free text from a flag: at most 2,000 characters, no control characters.
-fn check_text(what: &str, value: &str) -> Result<()> {
-    if value.chars().count() > 2000 || value.chars().any(|c| c.is_control() && c != '\t') {
+/// Free text from a flag: at most 2,000 characters, no control, invisible or bidi character.
+pub(crate) fn check_text(what: &str, value: &str) -> Result<()> {
+    if value.chars().count() > 2000 {
         return Err(usage(format!(
-            "the {what} must be at most 2,000 characters with no control characters"
+            "the {what} must be at most 2,000 characters"
         )));
     }
-    Ok(())
+    names::text(value).map_err(|why| usage(format!("the {what} {why}")))
 }
 
 #[derive(Serialize)]
@@ -249,7 +257,10 @@ fn show(ctx: &Context, args: ShowArgs) -> Result<Exit> {
     let ui = &ctx.ui;
     ui.line(format!(
         "task {}   repo {}   branch {} → {}",
-        task.id, task.repo, task.branch, task.target
+        plain(&task.id),
+        plain(&task.repo),
+        plain(&task.branch),
+        plain(&task.target)
     ));
     ui.line(format!(
         "stage {}   version {}   developer retries {}/{}   validated {}",
@@ -257,13 +268,17 @@ fn show(ctx: &Context, args: ShowArgs) -> Result<Exit> {
         task.version,
         task.dev_retries,
         ctx.config.max_dev_retries,
-        task.validated_sha.as_deref().unwrap_or("-")
+        plain(task.validated_sha.as_deref().unwrap_or("-"))
     ));
     if let (Some(reason), Some(since)) = (&task.hold_reason, task.held_since) {
-        ui.line(format!("HOLD since {}: {reason}", timestamp(since)));
+        ui.line(format!(
+            "HOLD since {}: {}",
+            timestamp(since),
+            plain(reason)
+        ));
     }
     if let Some(lease) = &lease {
-        ui.line(format!("lease held by {}", lease.describe()));
+        ui.line(format!("lease held by {}", plain(&lease.describe())));
     }
     ui.line("history:");
     if history.is_empty() {
@@ -282,7 +297,7 @@ fn describe(item: &HistoryItem) -> String {
             t.version,
             t.from.map_or("-", |s| s.as_str()),
             t.to,
-            t.actor,
+            plain(&t.actor),
             match (t.lease_token, t.from) {
                 (Some(token), _) => token.to_string(),
                 (None, None) => "none (registered here with --force)".to_string(),
@@ -290,7 +305,7 @@ fn describe(item: &HistoryItem) -> String {
             },
             t.reason
                 .as_deref()
-                .map(|r| format!("   reason: {r}"))
+                .map(|r| format!("   reason: {}", plain(r)))
                 .unwrap_or_default()
         ),
         HistoryItem::Gate(g) => format!(
@@ -300,17 +315,17 @@ fn describe(item: &HistoryItem) -> String {
             g.outcome,
             g.detail
                 .as_deref()
-                .map(|d| format!(" — {d}"))
+                .map(|d| format!(" — {}", plain(d)))
                 .unwrap_or_default(),
             g.run_id.map(|r| format!(" (run {r})")).unwrap_or_default()
         ),
         HistoryItem::Hold(h) => match h.action.as_str() {
             "hold" => format!(
                 "HOLD set by {}: {}",
-                h.actor,
-                h.reason.as_deref().unwrap_or("no reason given")
+                plain(&h.actor),
+                plain(h.reason.as_deref().unwrap_or("no reason given"))
             ),
-            _ => format!("HOLD released by {}", h.actor),
+            _ => format!("HOLD released by {}", plain(&h.actor)),
         },
     }
 }
@@ -351,12 +366,12 @@ fn list(ctx: &Context, args: ListArgs) -> Result<Exit> {
             writeln!(
                 out,
                 "{:<width$}  {:<14}  {:>7}  {:<8}  {:<20}  {}",
-                t.id,
+                plain(&t.id),
                 t.stage.as_str(),
                 t.version,
                 age(now - t.updated_at),
-                format!("{}/{}", t.repo, t.branch),
-                t.hold_reason.as_deref().unwrap_or("-")
+                format!("{}/{}", plain(&t.repo), plain(&t.branch)),
+                plain(t.hold_reason.as_deref().unwrap_or("-"))
             )?;
             Ok(())
         })?;
@@ -385,6 +400,8 @@ fn list(ctx: &Context, args: ListArgs) -> Result<Exit> {
 
 fn hold(ctx: &Context, args: HoldArgs) -> Result<Exit> {
     let actor = args.actor.unwrap_or_else(default_actor);
+    check_actor(&actor)?;
+    check_text("reason", &args.reason)?;
     let mut store = Store::open_existing(&ctx.config.db_path)?;
     let set = store.write(|db| {
         load_task(db, &args.id)?;
@@ -399,17 +416,23 @@ fn hold(ctx: &Context, args: HoldArgs) -> Result<Exit> {
         ctx.ui
             .json(&serde_json::json!({ "task_id": args.id, "outcome": outcome }))?;
     } else if set {
-        ctx.ui
-            .line(format!("{} is on HOLD: {}", args.id, args.reason));
+        ctx.ui.line(format!(
+            "{} is on HOLD: {}",
+            plain(&args.id),
+            plain(&args.reason)
+        ));
     } else {
-        ctx.ui
-            .line(format!("{} was already on HOLD; nothing changed", args.id));
+        ctx.ui.line(format!(
+            "{} was already on HOLD; nothing changed",
+            plain(&args.id)
+        ));
     }
     Ok(Exit::Ok)
 }
 
 fn release(ctx: &Context, args: ReleaseArgs) -> Result<Exit> {
     let actor = args.actor.unwrap_or_else(default_actor);
+    check_actor(&actor)?;
     let mut store = Store::open_existing(&ctx.config.db_path)?;
     let released = store.write(|db| {
         load_task(db, &args.id)?;
@@ -427,11 +450,13 @@ fn release(ctx: &Context, args: ReleaseArgs) -> Result<Exit> {
     } else if released {
         ctx.ui.line(format!(
             "{} released; developer retries and infra attempts cleared",
-            args.id
+            plain(&args.id)
         ));
     } else {
-        ctx.ui
-            .line(format!("{} is not on HOLD; nothing changed", args.id));
+        ctx.ui.line(format!(
+            "{} is not on HOLD; nothing changed",
+            plain(&args.id)
+        ));
     }
     Ok(Exit::Ok)
 }

@@ -48,7 +48,7 @@ pub(crate) fn check(
     entry: Entry,
 ) -> Result<Checked> {
     let snap = load_task(&store.read(), &req.task_id)?;
-    if let Some(event) = seen_event(&store.read(), req.event_id.as_deref())? {
+    if let Some(event) = seen_event(&store.read(), &snap.id, req.event_id.as_deref())? {
         return Ok(Checked::Duplicate(AdvanceReport::duplicate(&snap, event)));
     }
     let from = req.expect.unwrap_or(snap.stage);
@@ -88,9 +88,9 @@ pub(crate) fn check(
     Ok(Checked::Go { snap, edge })
 }
 
-fn seen_event(db: &Db, event_id: Option<&str>) -> Result<Option<EventRecord>> {
+fn seen_event(db: &Db, task_id: &str, event_id: Option<&str>) -> Result<Option<EventRecord>> {
     event_id
-        .map(|e| db.event(e))
+        .map(|e| db.event(task_id, e))
         .transpose()
         .map(Option::flatten)
 }
@@ -141,7 +141,7 @@ pub(crate) fn take_lease(
         Acquired(Acquire),
     }
     if !config.lease_applies(&snap.repo) {
-        if let Some(event) = seen_event(&store.read(), event_id)? {
+        if let Some(event) = seen_event(&store.read(), &snap.id, event_id)? {
             return Ok(Taken::Duplicate(event));
         }
         return Ok(Taken::Held(HeldLease::unguarded(&snap.id)));
@@ -150,7 +150,7 @@ pub(crate) fn take_lease(
         // One transaction: the event id, the task still exactly where this actor saw it, and the
         // lease. A task that moved on in between is a lost race before any gate starts.
         let step = store.write(|db| {
-            if let Some(event) = seen_event(db, event_id)? {
+            if let Some(event) = seen_event(db, &snap.id, event_id)? {
                 return Ok(Step::Duplicate(event));
             }
             match db.task(&snap.id)? {

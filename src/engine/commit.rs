@@ -36,7 +36,7 @@ pub(crate) fn commit_transition(
     for _ in 0..3 {
         let written = store.write(|db| {
             if let Some(event_id) = &req.event_id {
-                if let Some(event) = db.event(event_id)? {
+                if let Some(event) = db.event(&snap.id, event_id)? {
                     return Ok(Written::Duplicate(event));
                 }
             }

@@ -190,7 +190,7 @@ fn merge_gate_passed(
     if let Some(event_id) = &step.req.event_id {
         let value = serde_json::to_value(&report)?;
         store.write(|db| {
-            if db.event(event_id)?.is_none() {
+            if db.event(&snap.id, event_id)?.is_none() {
                 db.insert_event(
                     event_id,
                     &snap.id,

@@ -184,7 +184,7 @@ pub(crate) fn apply(store: &mut Store, config: &Config, step: Failed) -> Result<
         report.gates = step.results.clone();
         if let Some(event_id) = &req.event_id {
             if matches!(report.exit, Exit::GateRed | Exit::Infra | Exit::Exhausted)
-                && db.event(event_id)?.is_none()
+                && db.event(&snap.id, event_id)?.is_none()
             {
                 db.insert_event(
                     event_id,

@@ -144,7 +144,8 @@ impl Progress {
                 }
             } else {
                 let now = crate::ui::timestamp(crate::host::wall_ms());
-                eprintln!("{now} {} | {line}", self.label);
+                // The command's output is untrusted: echoed escaped, one line per line.
+                eprintln!("{now} {} | {}", self.label, crate::ui::plain(&line));
             }
         }
         self.tick(false);
@@ -166,7 +167,7 @@ impl Progress {
         let budget = self
             .timeout
             .map_or_else(|| "no timeout".to_string(), |t| format!("{}s", t.as_secs()));
-        let line: String = self.last_line.chars().take(80).collect();
+        let line: String = crate::ui::plain(&self.last_line).chars().take(80).collect();
         let mut err = std::io::stderr().lock();
         let _ = write!(
             err,

@@ -214,12 +214,13 @@ impl Db<'_> {
         Ok(items)
     }
 
-    pub fn event(&self, event_id: &str) -> Result<Option<EventRecord>> {
+    /// The event `event_id` of task `task_id`: an event id is scoped to its task.
+    pub fn event(&self, task_id: &str, event_id: &str) -> Result<Option<EventRecord>> {
         self.conn
             .query_row(
                 "SELECT event_id, task_id, command, exit_code, outcome, at
-                   FROM events WHERE event_id = ?1",
-                [event_id],
+                   FROM events WHERE task_id = ?1 AND event_id = ?2",
+                [task_id, event_id],
                 |r| {
                     let outcome: String = r.get(4)?;
                     Ok(EventRecord {

@@ -246,8 +246,25 @@ const MIGRATIONS: &[&str] = &[
 
     ALTER TABLE verdicts ADD COLUMN config_hash TEXT;
     "#,
-    // TEMPORARY (replaced by the v3 of the output/event-id branch): the run's protection.
+    // v3: an event id is scoped to its task — the same id on another task is another event — so
+    // `events` is rebuilt keyed by (task, event id), its rows copied. A run records the sandbox
+    // it ran in.
     r#"
+    CREATE TABLE events_v3 (
+        task_id   TEXT NOT NULL REFERENCES tasks(id),
+        event_id  TEXT NOT NULL,
+        command   TEXT NOT NULL,
+        exit_code INTEGER NOT NULL,
+        outcome   TEXT NOT NULL,
+        at        INTEGER NOT NULL,
+        PRIMARY KEY (task_id, event_id)
+    ) STRICT;
+    INSERT INTO events_v3 (task_id, event_id, command, exit_code, outcome, at)
+        SELECT task_id, event_id, command, exit_code, outcome, at FROM events;
+    DROP TABLE events;
+    ALTER TABLE events_v3 RENAME TO events;
+    CREATE INDEX events_by_age ON events(at);
+
     ALTER TABLE runs ADD COLUMN sandbox TEXT;
     "#,
 ];
@@ -258,13 +275,67 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Applies every pending migration in one exclusive transaction. Safe against a concurrent
 /// migrator: the version is read again under the lock.
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
+    migrate_to(conn, SCHEMA_VERSION)
+}
+
+/// Applies the pending migrations up to schema `version`.
+fn migrate_to(conn: &mut Connection, version: i64) -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
     let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+    let pending = MIGRATIONS.iter().enumerate().take(version as usize);
+    for (i, sql) in pending.skip(current as usize) {
         tx.execute_batch(sql)
             .with_context(|| format!("applying migration to schema v{}", i + 1))?;
     }
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.pragma_update(None, "user_version", version.max(current))?;
     tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::OptionalExtension;
+
+    use super::*;
+
+    /// A v2 database's event rows survive the rebuild of v3 and are found by (task, event id);
+    /// the same id on another task is then another event.
+    #[test]
+    fn v3_keeps_v2_events_and_scopes_them_to_their_task() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_to(&mut conn, 2).unwrap();
+        conn.execute_batch(
+            "INSERT INTO tasks (id, repo, branch, target, stage, version, created_at, updated_at)
+                 VALUES ('T-1', 'r', 'b', 'main', 'development', 1, 0, 0),
+                        ('T-2', 'r', 'c', 'main', 'development', 1, 0, 0);
+             INSERT INTO events (event_id, task_id, command, exit_code, outcome, at)
+                 VALUES ('ci-1', 'T-1', 'advance', 0, '{}', 7);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 3);
+        let at: i64 = conn
+            .query_row(
+                "SELECT at FROM events WHERE task_id = 'T-1' AND event_id = 'ci-1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(at, 7);
+        conn.execute(
+            "INSERT INTO events (event_id, task_id, command, exit_code, outcome, at)
+                 VALUES ('ci-1', 'T-2', 'advance', 0, '{}', 8)",
+            [],
+        )
+        .unwrap();
+        let sandbox: Option<String> = conn
+            .query_row("SELECT sandbox FROM runs", [], |r| r.get(0))
+            .optional()
+            .unwrap()
+            .flatten();
+        assert_eq!(sandbox, None);
+    }
 }

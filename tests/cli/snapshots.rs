@@ -496,3 +496,156 @@ fn exec_reports_a_red_command_and_a_timeout() {
         &[],
     );
 }
+
+/// A merge-gate suite whose last output line tries to clear the screen and set the title.
+const HOSTILE_SUITE: &str = r"printf 'FAILED \033[2J\033]0;pwned\007\tend\n'; exit 1";
+
+/// The same in SQL, with a newline: a reason as an older orch (or another writer) stored it.
+const HOSTILE_SQL: &str =
+    "char(27) || '[2J' || char(27) || ']0;pwned' || char(7) || char(10) || 'line two'";
+
+#[test]
+fn untrusted_text_prints_escaped_on_one_line() {
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    let lib = Fixture::named(&sb, "lib");
+    let tip = fx.commit_branch("feat/evil", "main", &[("e.txt", "e\n")], "e");
+    fx.advance_remote_main(&[("main.txt", "m\n")], "main moves");
+    lib.commit_branch("feat/infra", "main", &[("i.txt", "i\n")], "i");
+    fx.add_task(&sb, "EVIL", "feat/evil", "testing");
+    lib.add_task_in(&sb, "lib", "INFRA", "feat/infra", "deploy-staging");
+    orch(
+        &sb,
+        &[
+            "advance",
+            "EVIL",
+            "--to",
+            "deploy-staging",
+            "--actor",
+            "ci-bot",
+            "--validated-sha",
+            &tip,
+        ],
+        &[],
+    )
+    .expect(0);
+    // The suite's last line becomes the rollback reason.
+    let red = orch(
+        &sb,
+        &["advance", "EVIL", "--to", "deploy", "--actor", "ci-bot"],
+        &[("ORCH_MERGE_RETEST_CMD", HOSTILE_SUITE)],
+    );
+    snapshot(
+        "advance_gate_red_hostile",
+        &sb,
+        "orch advance EVIL --to deploy (hostile suite)",
+        &red,
+        &[],
+    );
+    sb.sqlite(
+        "UPDATE gate_events SET at = (SELECT max(at) FROM transitions WHERE task_id = 'EVIL')
+         WHERE task_id = 'EVIL' AND gate = 'merge'",
+    );
+    // A reason with control characters is refused now; the one stored below stands for a row
+    // written before that (or by another writer), which must still print safely.
+    let refused = orch(
+        &sb,
+        &[
+            "task",
+            "hold",
+            "EVIL",
+            "--reason",
+            "x\u{1b}]0;pwned\u{7}",
+            "--actor",
+            "alice",
+        ],
+        &[],
+    );
+    snapshot(
+        "task_hold_hostile_refused",
+        &sb,
+        "orch task hold EVIL --reason (control characters)",
+        &refused,
+        &[],
+    );
+    orch(
+        &sb,
+        &[
+            "task",
+            "hold",
+            "EVIL",
+            "--reason",
+            "placeholder",
+            "--actor",
+            "alice",
+        ],
+        &[],
+    )
+    .expect(0);
+    sb.sqlite(&format!(
+        "UPDATE tasks SET hold_reason = 'held: ' || {HOSTILE_SQL} WHERE id = 'EVIL';
+         UPDATE holds SET reason = 'held: ' || {HOSTILE_SQL} WHERE task_id = 'EVIL';"
+    ));
+    // An infra re-queue whose reason came from outside.
+    std::fs::rename(&lib.remote, sb.path().join("gone.git")).unwrap();
+    orch(
+        &sb,
+        &["advance", "INFRA", "--to", "deploy", "--actor", "ci-bot"],
+        &[("ORCH_MERGE_INFRA_RETRY_BACKOFF_S", "3600")],
+    )
+    .expect(11);
+    sb.sqlite(&format!(
+        "UPDATE requeues SET reason = 'infra: ' || {HOSTILE_SQL} WHERE task_id = 'INFRA'"
+    ));
+
+    let show = orch(&sb, &["task", "show", "EVIL"], &[]);
+    snapshot(
+        "task_show_hostile",
+        &sb,
+        "orch task show EVIL (hostile reasons)",
+        &show,
+        &[],
+    );
+    let (age, age_to) = list_age();
+    let list = orch(&sb, &["task", "list"], &[]);
+    snapshot(
+        "task_list_hostile",
+        &sb,
+        "orch task list (hostile reasons)",
+        &list,
+        &[(&age, age_to)],
+    );
+    let (oldest, oldest_to) = queue_oldest();
+    let queue = orch(&sb, &["queue"], &[]);
+    snapshot(
+        "queue_hostile",
+        &sb,
+        "orch queue (hostile re-queue reason)",
+        &queue,
+        &[(&oldest, oldest_to), (r"\(in \d+s\)", "(in [SECS]s)")],
+    );
+    let held = orch(
+        &sb,
+        &["advance", "EVIL", "--to", "review", "--actor", "ci-bot"],
+        &[],
+    );
+    snapshot(
+        "error_on_hold_hostile",
+        &sb,
+        "orch advance EVIL (on a hostile HOLD)",
+        &held,
+        &[],
+    );
+    for out in [&red, &refused, &show, &list, &queue, &held] {
+        let all = format!("{}{}", out.stdout, out.stderr);
+        assert!(!all.chars().any(|c| c.is_control() && c != '\n'), "{all:?}");
+    }
+    // --json stays exact.
+    let json = orch(&sb, &["task", "show", "EVIL", "--json"], &[])
+        .expect(0)
+        .json();
+    assert!(json["task"]["hold_reason"]
+        .as_str()
+        .unwrap()
+        .contains("\u{1b}[2J\u{1b}]0;pwned\u{7}\nline two"));
+}

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 
-use crate::commands::advance::print;
+use crate::commands::advance::{check_request, print};
 use crate::config::default_actor;
 use crate::engine::{self, AdvanceRequest};
 use crate::error::Exit;
@@ -27,11 +27,13 @@ pub(crate) struct RetestArgs {
 }
 
 pub(super) fn run(ctx: &Context, args: RetestArgs) -> Result<Exit> {
+    let actor = args.actor.unwrap_or_else(default_actor);
+    check_request(&actor, args.event_id.as_deref())?;
     let request = AdvanceRequest {
         task_id: args.id,
         to: Stage::Deploy,
         expect: Some(Stage::DeployStaging),
-        actor: args.actor.unwrap_or_else(default_actor),
+        actor,
         event_id: args.event_id,
         validated_sha: None,
         reason: None,
