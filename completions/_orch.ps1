@@ -32,6 +32,7 @@ Register-ArgumentCompleter -Native -CommandName 'orch' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('repo', 'repo', [CompletionResultType]::ParameterValue, 'The operator''s registry of repositories: add, list, show, remove, set, unset')
+            [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'One gate run: command, outcome, evidence, protection, times, captured output')
             [CompletionResult]::new('task', 'task', [CompletionResultType]::ParameterValue, 'Register, inspect, hold and release tasks')
             [CompletionResult]::new('advance', 'advance', [CompletionResultType]::ParameterValue, 'Move one task along one edge: lease, the edge''s gates, CAS, history')
             [CompletionResult]::new('merge-gate', 'merge-gate', [CompletionResultType]::ParameterValue, 'The merge sub-gate on its own (a CI step may run it); its pass is reused by `advance`')
@@ -173,6 +174,45 @@ Register-ArgumentCompleter -Native -CommandName 'orch' -ScriptBlock {
             break
         }
         'orch;repo;help;help' {
+            break
+        }
+        'orch;run' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'One run: command, outcome, evidence, protection, times and captured output')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'orch;run;show' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less: no progress, only results and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'orch;run;help' {
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'One run: command, outcome, evidence, protection, times and captured output')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'orch;run;help;show' {
+            break
+        }
+        'orch;run;help;help' {
             break
         }
         'orch;task' {
@@ -432,6 +472,7 @@ Register-ArgumentCompleter -Native -CommandName 'orch' -ScriptBlock {
         }
         'orch;help' {
             [CompletionResult]::new('repo', 'repo', [CompletionResultType]::ParameterValue, 'The operator''s registry of repositories: add, list, show, remove, set, unset')
+            [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'One gate run: command, outcome, evidence, protection, times, captured output')
             [CompletionResult]::new('task', 'task', [CompletionResultType]::ParameterValue, 'Register, inspect, hold and release tasks')
             [CompletionResult]::new('advance', 'advance', [CompletionResultType]::ParameterValue, 'Move one task along one edge: lease, the edge''s gates, CAS, history')
             [CompletionResult]::new('merge-gate', 'merge-gate', [CompletionResultType]::ParameterValue, 'The merge sub-gate on its own (a CI step may run it); its pass is reused by `advance`')
@@ -468,6 +509,13 @@ Register-ArgumentCompleter -Native -CommandName 'orch' -ScriptBlock {
             break
         }
         'orch;help;repo;unset' {
+            break
+        }
+        'orch;help;run' {
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'One run: command, outcome, evidence, protection, times and captured output')
+            break
+        }
+        'orch;help;run;show' {
             break
         }
         'orch;help;task' {

@@ -43,6 +43,9 @@ _orch() {
             orch,repo)
                 cmd="orch__subcmd__repo"
                 ;;
+            orch,run)
+                cmd="orch__subcmd__run"
+                ;;
             orch,task)
                 cmd="orch__subcmd__task"
                 ;;
@@ -73,6 +76,9 @@ _orch() {
             orch__subcmd__help,repo)
                 cmd="orch__subcmd__help__subcmd__repo"
                 ;;
+            orch__subcmd__help,run)
+                cmd="orch__subcmd__help__subcmd__run"
+                ;;
             orch__subcmd__help,task)
                 cmd="orch__subcmd__help__subcmd__task"
                 ;;
@@ -96,6 +102,9 @@ _orch() {
                 ;;
             orch__subcmd__help__subcmd__repo,unset)
                 cmd="orch__subcmd__help__subcmd__repo__subcmd__unset"
+                ;;
+            orch__subcmd__help__subcmd__run,show)
+                cmd="orch__subcmd__help__subcmd__run__subcmd__show"
                 ;;
             orch__subcmd__help__subcmd__task,add)
                 cmd="orch__subcmd__help__subcmd__task__subcmd__add"
@@ -166,6 +175,18 @@ _orch() {
             orch__subcmd__repo__subcmd__help,unset)
                 cmd="orch__subcmd__repo__subcmd__help__subcmd__unset"
                 ;;
+            orch__subcmd__run,help)
+                cmd="orch__subcmd__run__subcmd__help"
+                ;;
+            orch__subcmd__run,show)
+                cmd="orch__subcmd__run__subcmd__show"
+                ;;
+            orch__subcmd__run__subcmd__help,help)
+                cmd="orch__subcmd__run__subcmd__help__subcmd__help"
+                ;;
+            orch__subcmd__run__subcmd__help,show)
+                cmd="orch__subcmd__run__subcmd__help__subcmd__show"
+                ;;
             orch__subcmd__task,add)
                 cmd="orch__subcmd__task__subcmd__add"
                 ;;
@@ -209,7 +230,7 @@ _orch() {
 
     case "${cmd}" in
         orch)
-            opts="-q -v -h -V --db --json --quiet --verbose --help --version repo task advance merge-gate queue doctor exec demo reap help"
+            opts="-q -v -h -V --db --json --quiet --verbose --help --version repo run task advance merge-gate queue doctor exec demo reap help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -339,7 +360,7 @@ _orch() {
             return 0
             ;;
         orch__subcmd__help)
-            opts="repo task advance merge-gate queue doctor exec demo reap help"
+            opts="repo run task advance merge-gate queue doctor exec demo reap help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -563,6 +584,34 @@ _orch() {
             return 0
             ;;
         orch__subcmd__help__subcmd__repo__subcmd__unset)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        orch__subcmd__help__subcmd__run)
+            opts="show"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        orch__subcmd__help__subcmd__run__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1019,6 +1068,84 @@ _orch() {
             return 0
             ;;
         orch__subcmd__repo__subcmd__unset)
+            opts="-q -v -h -V --db --json --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        orch__subcmd__run)
+            opts="-q -v -h -V --db --json --quiet --verbose --help --version show help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        orch__subcmd__run__subcmd__help)
+            opts="show help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        orch__subcmd__run__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        orch__subcmd__run__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        orch__subcmd__run__subcmd__show)
             opts="-q -v -h -V --db --json --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

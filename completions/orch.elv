@@ -29,6 +29,7 @@ set edit:completion:arg-completer[orch] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand repo 'The operator''s registry of repositories: add, list, show, remove, set, unset'
+            cand run 'One gate run: command, outcome, evidence, protection, times, captured output'
             cand task 'Register, inspect, hold and release tasks'
             cand advance 'Move one task along one edge: lease, the edge''s gates, CAS, history'
             cand merge-gate 'The merge sub-gate on its own (a CI step may run it); its pass is reused by `advance`'
@@ -155,6 +156,40 @@ set edit:completion:arg-completer[orch] = {|@words|
         &'orch;repo;help;unset'= {
         }
         &'orch;repo;help;help'= {
+        }
+        &'orch;run'= {
+            cand --db 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]'
+            cand --json 'Print one JSON document on stdout instead of text'
+            cand -q 'Print less: no progress, only results and errors'
+            cand --quiet 'Print less: no progress, only results and errors'
+            cand -v 'Print more detail'
+            cand --verbose 'Print more detail'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand show 'One run: command, outcome, evidence, protection, times and captured output'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'orch;run;show'= {
+            cand --db 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]'
+            cand --json 'Print one JSON document on stdout instead of text'
+            cand -q 'Print less: no progress, only results and errors'
+            cand --quiet 'Print less: no progress, only results and errors'
+            cand -v 'Print more detail'
+            cand --verbose 'Print more detail'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'orch;run;help'= {
+            cand show 'One run: command, outcome, evidence, protection, times and captured output'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'orch;run;help;show'= {
+        }
+        &'orch;run;help;help'= {
         }
         &'orch;task'= {
             cand --db 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]'
@@ -389,6 +424,7 @@ set edit:completion:arg-completer[orch] = {|@words|
         }
         &'orch;help'= {
             cand repo 'The operator''s registry of repositories: add, list, show, remove, set, unset'
+            cand run 'One gate run: command, outcome, evidence, protection, times, captured output'
             cand task 'Register, inspect, hold and release tasks'
             cand advance 'Move one task along one edge: lease, the edge''s gates, CAS, history'
             cand merge-gate 'The merge sub-gate on its own (a CI step may run it); its pass is reused by `advance`'
@@ -418,6 +454,11 @@ set edit:completion:arg-completer[orch] = {|@words|
         &'orch;help;repo;set'= {
         }
         &'orch;help;repo;unset'= {
+        }
+        &'orch;help;run'= {
+            cand show 'One run: command, outcome, evidence, protection, times and captured output'
+        }
+        &'orch;help;run;show'= {
         }
         &'orch;help;task'= {
             cand add 'Register a task (default stage `created`)'
