@@ -603,7 +603,9 @@ pub(crate) fn gate_env(pass: Option<&str>) -> Vec<(String, String)> {
         .unwrap_or("")
         .split(',')
         .map(str::trim)
-        .filter(|n| !n.is_empty())
+        // orch's own keys never pass: `ORCH_GATE_ENV_PASS=ORCH_DB_PATH` would hand the suite the
+        // database; the names orch sets for commands are added by the gate itself.
+        .filter(|n| !n.is_empty() && !n.starts_with("ORCH_"))
         .collect();
     std::env::vars()
         .filter(|(k, _)| {

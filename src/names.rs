@@ -48,8 +48,8 @@ pub(crate) fn task_id(raw: &str) -> Result<(), String> {
 /// An event id: 1 to 200 bytes, no control, invisible or bidi character. It is scoped to its
 /// task: the same id on another task is another event.
 pub(crate) fn event_id(raw: &str) -> Result<(), String> {
-    if raw.is_empty() {
-        return Err("is empty (hint: an unset CI variable gives an empty id; pass a real one or leave --event-id out)".into());
+    if raw.trim().is_empty() {
+        return Err("is empty or only white space (hint: an unset CI variable gives an empty id; pass a real one or leave --event-id out)".into());
     }
     if raw.len() > 200 {
         return Err("is longer than 200 bytes".into());

@@ -138,12 +138,32 @@ pub(crate) fn coverage(cx: &mut GateCx) -> Result<GateResult> {
 
 /// The total percent of a coverage.py JSON report (`totals.percent_covered`).
 fn read_total_percent(report: &std::path::Path) -> std::result::Result<f64, String> {
-    let text = std::fs::read_to_string(report).map_err(|e| {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // The suite wrote it: a regular file of a sane size, never a fifo or a symlink to a device.
+    const MAX_REPORT: u64 = 64 << 20;
+    let missing = |e: &dyn std::fmt::Display| {
         format!(
             "the coverage command wrote no report at `{}` ({e}); it must write coverage JSON to $ORCH_COVERAGE_REPORT",
             report.display()
         )
-    })?;
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(report)
+        .map_err(|e| missing(&e))?;
+    let meta = file.metadata().map_err(|e| missing(&e))?;
+    if !meta.is_file() || meta.len() > MAX_REPORT {
+        return Err(format!(
+            "the coverage report at `{}` is not a regular file of at most 64 MiB",
+            report.display()
+        ));
+    }
+    let mut text = String::new();
+    file.take(MAX_REPORT)
+        .read_to_string(&mut text)
+        .map_err(|e| missing(&e))?;
     let json: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("the coverage report is not JSON: {e}"))?;
     json["totals"]["percent_covered"]

@@ -30,9 +30,17 @@ const ACCESS_FS_MAKE_SYM: u64 = 1 << 12;
 const ACCESS_FS_REFER: u64 = 1 << 13;
 const ACCESS_FS_TRUNCATE: u64 = 1 << 14;
 
+const SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1 << 0;
+const SCOPE_SIGNAL: u64 = 1 << 1;
+
 #[repr(C)]
 struct RulesetAttr {
     handled_access_fs: u64,
+    /// ABI 4.
+    handled_access_net: u64,
+    /// ABI 6: the sandboxed code may not signal, or connect to abstract unix sockets of,
+    /// processes outside its own domain — orch among them.
+    scoped: u64,
 }
 
 #[repr(C, packed)]
@@ -118,13 +126,25 @@ pub(crate) fn ruleset(writable: &[PathBuf]) -> Result<Ruleset, Protection> {
     let (all, file_rights) = rights(abi);
     let attr = RulesetAttr {
         handled_access_fs: all,
+        handled_access_net: 0,
+        scoped: if abi >= 6 {
+            SCOPE_SIGNAL | SCOPE_ABSTRACT_UNIX_SOCKET
+        } else {
+            0
+        },
     };
-    // SAFETY: `attr` is a live, correctly sized landlock_ruleset_attr for the whole call.
+    // An older kernel knows only the first field: give it the size it knows.
+    let size = if abi >= 6 {
+        std::mem::size_of::<RulesetAttr>()
+    } else {
+        std::mem::size_of::<u64>()
+    };
+    // SAFETY: `attr` is a live landlock_ruleset_attr of at least `size` bytes for the whole call.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_landlock_create_ruleset,
             &attr as *const RulesetAttr,
-            std::mem::size_of::<RulesetAttr>(),
+            size,
             0u32,
         )
     };
@@ -181,6 +201,26 @@ pub(crate) fn ruleset(writable: &[PathBuf]) -> Result<Ruleset, Protection> {
         protection: Protection::Landlock { abi },
     })
 }
+
+/// Capabilities the agent's code never keeps, even run as root: changing owners, immutable
+/// flags, mounts, tracing and devices would reach past what Landlock confines (which is writes).
+pub(crate) const DROPPED_CAPS: &[libc::c_int] = &[
+    0,  // CAP_CHOWN
+    3,  // CAP_FOWNER
+    4,  // CAP_FSETID
+    9,  // CAP_LINUX_IMMUTABLE
+    12, // CAP_NET_ADMIN
+    16, // CAP_SYS_MODULE
+    17, // CAP_SYS_RAWIO
+    19, // CAP_SYS_PTRACE
+    21, // CAP_SYS_ADMIN
+    22, // CAP_SYS_BOOT
+    25, // CAP_SYS_TIME
+    27, // CAP_MKNOD
+    31, // CAP_SETFCAP
+    32, // CAP_MAC_OVERRIDE
+    33, // CAP_MAC_ADMIN
+];
 
 /// The paths every confined run may write besides its working copy and `TMPDIR`.
 pub(crate) fn device_paths() -> Vec<PathBuf> {

@@ -25,6 +25,9 @@ use super::sandbox::{self, Protection};
 use super::signals::{send, Target};
 use super::spec::{Input, RunSpec, Sandboxing};
 
+/// `close_range`'s flag: mark close-on-exec instead of closing now.
+const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+
 /// The byte that lets the child exec.
 const GO: u8 = b'g';
 
@@ -441,12 +444,20 @@ unsafe fn child(plan: &ChildPlan) -> ! {
         // The agent's code: confine its writes just before exec (raw syscalls only; the ruleset
         // was built by orch before the clone). orch itself is never restricted.
         if let Some(ruleset) = &p.landlock {
+            // Capabilities a root suite would keep past Landlock (chown, chattr +i, mount):
+            // out of the bounding set, so the exec'd program never gets them.
+            for cap in sandbox::DROPPED_CAPS {
+                libc::prctl(libc::PR_CAPBSET_DROP, *cap, 0, 0, 0);
+            }
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0
                 || libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0u32) < 0
             {
                 fail(plan.report, Stage::Sandbox);
             }
         }
+        // Descriptors orch inherited without close-on-exec never reach the command: every one
+        // above stderr closes at exec (those the child still needs are used before it).
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC);
         libc::pthread_sigmask(libc::SIG_SETMASK, &plan.empty, std::ptr::null_mut());
         // execvp's search: try each candidate; "not there" moves on, EACCES is remembered, anything
         // else stops the search.

@@ -39,7 +39,11 @@ fn an_empty_or_overlong_event_id_is_refused_and_writes_nothing() {
     sb.add_task("A", "created");
     let before = sb.dump();
     let long = "e".repeat(201);
-    for (event_id, why) in [("", "is empty"), (long.as_str(), "longer than 200 bytes")] {
+    for (event_id, why) in [
+        ("", "is empty"),
+        ("   ", "only white space"),
+        (long.as_str(), "longer than 200 bytes"),
+    ] {
         for args in [
             vec!["advance", "A", "--to", "analysis", "--event-id", event_id],
             vec!["merge-gate", "retest", "A", "--event-id", event_id],

@@ -208,3 +208,40 @@ fn run_show_names_a_missing_run_and_doctor_refuses_a_writable_state_or_path_dire
     let out = sb.run(&["doctor"]).expect(0);
     assert!(out.stdout.contains("gate sandbox  "), "{}", out.stdout);
 }
+
+/// Past Landlock's writes: the agent's code may not signal orch, change an owner or set the
+/// immutable flag on orch's state (capabilities dropped even for root), and orch's own keys never
+/// pass through `ORCH_GATE_ENV_PASS`.
+#[test]
+fn the_sandboxed_suite_cannot_signal_orch_chown_its_state_or_be_passed_its_keys() {
+    if std::fs::read_to_string("/sys/kernel/security/lsm")
+        .map(|l| !l.contains("landlock"))
+        .unwrap_or(true)
+    {
+        eprintln!("skipped: this kernel has no Landlock (see /sys/kernel/security/lsm)");
+        return;
+    }
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    fx.commit_branch("feat/p", "main", &[("notes.txt", "p\n")], "notes");
+    fx.add_task(&sb, "P", "feat/p", "deploy-staging");
+    let db = sb.db.display().to_string();
+    let cmd = format!(
+        "if kill -0 $PPID 2>/dev/null; then echo SIGNALLED-ORCH; else echo no-signal; fi; \
+         if chown 1234 '{db}' 2>/dev/null; then echo CHOWNED; else echo no-chown; fi; \
+         if chattr +i '{db}' 2>/dev/null; then chattr -i '{db}'; echo IMMUTABLE; else echo no-chattr; fi; \
+         echo \"db-path=${{ORCH_DB_PATH:-unset}}\""
+    );
+    let env = gate_env(&[
+        ("ORCH_MERGE_RETEST_CMD", &cmd),
+        ("ORCH_GATE_ENV_PASS", "ORCH_DB_PATH,ORCH_ALERT_CMD"),
+    ]);
+    let report = retest(&sb, "P", &env);
+    let shown = sb.run(&["run", "show", &run_id(&report)]).expect(0).stdout;
+    for expected in ["no-signal", "no-chown", "db-path=unset"] {
+        assert!(shown.contains(expected), "no {expected}:\n{shown}");
+    }
+    assert!(!shown.contains("IMMUTABLE"), "{shown}");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&sb.db).unwrap().uid(), 0);
+}
