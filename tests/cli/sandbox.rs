@@ -33,6 +33,18 @@ fn retest(sb: &Sandbox, id: &str, env: &[(String, String)]) -> serde_json::Value
         .json()
 }
 
+/// Whether this kernel has Landlock; says so when the test is skipped for want of it.
+fn landlock_here() -> bool {
+    let here = std::fs::read_to_string("/sys/kernel/security/lsm")
+        .map(|l| l.contains("landlock"))
+        .unwrap_or(false)
+        || Path::new("/sys/kernel/security/landlock").exists();
+    if !here {
+        eprintln!("skipped: this kernel has no Landlock (see /sys/kernel/security/lsm)");
+    }
+    here
+}
+
 fn run_id(report: &serde_json::Value) -> String {
     report["gates"][0]["run_id"]
         .as_i64()
@@ -127,12 +139,7 @@ fn hostile_pytest_project(state: &Path) -> [(&'static str, String); 2] {
 
 #[test]
 fn under_landlock_the_state_directory_is_not_writable_and_a_real_pytest_project_passes() {
-    if !Path::new("/sys/kernel/security/landlock").exists()
-        && std::fs::read_to_string("/sys/kernel/security/lsm")
-            .map(|l| !l.contains("landlock"))
-            .unwrap_or(true)
-    {
-        eprintln!("skipped: this kernel has no Landlock (see /sys/kernel/security/lsm)");
+    if !landlock_here() {
         return;
     }
     let sb = Sandbox::new();
@@ -214,11 +221,7 @@ fn run_show_names_a_missing_run_and_doctor_refuses_a_writable_state_or_path_dire
 /// pass through `ORCH_GATE_ENV_PASS`.
 #[test]
 fn the_sandboxed_suite_cannot_signal_orch_chown_its_state_or_be_passed_its_keys() {
-    if std::fs::read_to_string("/sys/kernel/security/lsm")
-        .map(|l| !l.contains("landlock"))
-        .unwrap_or(true)
-    {
-        eprintln!("skipped: this kernel has no Landlock (see /sys/kernel/security/lsm)");
+    if !landlock_here() {
         return;
     }
     let sb = Sandbox::new();
