@@ -71,14 +71,9 @@ pub(crate) fn branch(raw: &str) -> Result<String, String> {
     if raw.len() > 255 {
         return Err("is longer than 255 bytes".into());
     }
-    if let Some(c) = raw
-        .chars()
-        .find(|c| c.is_control() || c.is_whitespace() || is_invisible(*c))
-    {
-        return Err(format!(
-            "contains the character U+{:04X}, which a person cannot see or that splits words",
-            c as u32
-        ));
+    drawing_char(raw)?;
+    if let Some(c) = raw.chars().find(|c| c.is_whitespace()) {
+        return Err(format!("contains the white space U+{:04X}", c as u32));
     }
     let short = raw
         .strip_prefix("refs/heads/")

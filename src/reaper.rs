@@ -639,7 +639,7 @@ fn stale_worktrees(db: &Db, config: &Config) -> Result<Vec<(PathBuf, String)>> {
     let me = Claimant::current("orch reap");
     let leases = db.leases()?;
     let places = [
-        (crate::gates::worktree::worktrees_dir(&config.db_path), ""),
+        (crate::gates::worktree::worktrees_dir(config), ""),
         (std::env::temp_dir(), crate::gates::worktree::CLONE_PREFIX),
     ];
     let mut stale = Vec::new();

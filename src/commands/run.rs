@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 
 use crate::error::{failure, Exit};
 use crate::store::Store;
-use crate::ui::timestamp;
+use crate::ui::{plain, timestamp};
 use crate::Context;
 
 #[derive(Debug, Subcommand)]
@@ -27,18 +27,10 @@ pub(crate) fn run(ctx: &Context, cmd: RunCommand) -> Result<Exit> {
     }
 }
 
-/// The captured output is the suite's: every control character but newline and tab is shown
-/// escaped, so it cannot move the cursor or retitle the terminal.
+/// The captured output is the suite's: each line is shown through `ui::plain`, so it cannot
+/// move the cursor or retitle the terminal.
 fn printable(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| match c {
-            '\n' | '\t' => vec![c],
-            c if c.is_control() || crate::names::is_invisible(c) => {
-                c.escape_unicode().collect::<Vec<_>>()
-            }
-            c => vec![c],
-        })
-        .collect()
+    text.lines().map(plain).collect::<Vec<_>>().join("\n")
 }
 
 fn show(ctx: &Context, args: ShowArgs) -> Result<Exit> {

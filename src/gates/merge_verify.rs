@@ -104,7 +104,7 @@ pub(crate) fn verify(cx: &mut GateCx) -> Result<GateResult> {
     };
     // An empty directory of orch's, not a checkout of agent content (`python3 -m …` would put
     // that on `sys.path`); the merge command is the operator's and keeps orch's environment.
-    let dir = worktrees_dir(&cx.config.db_path).join(format!(
+    let dir = worktrees_dir(cx.config).join(format!(
         "merge-{}-{}",
         std::process::id(),
         crate::host::wall_ms()

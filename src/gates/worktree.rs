@@ -12,14 +12,15 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::{GateCx, GateKind, GateResult, InfraKind, Verdict};
+use crate::config::Config;
 use crate::git::{Mirror, Repo};
 use crate::host;
 use crate::merge_lock;
 use crate::runner::{self, Echo, ExitCodes, RunResult, RunSpec, Sandboxing, Track};
 
-/// Where orch keeps its own gate worktrees: beside the database.
-pub(crate) fn worktrees_dir(db_path: &Path) -> PathBuf {
-    db_path.parent().unwrap_or(Path::new(".")).join("worktrees")
+/// Where orch keeps its own gate worktrees: in the state directory, beside the database.
+pub(crate) fn worktrees_dir(config: &Config) -> PathBuf {
+    config.state_dir().join("worktrees")
 }
 
 /// The prefix of a gate's throwaway clone in the temporary directory.
@@ -74,7 +75,7 @@ pub(crate) fn with_worktree(
     f: impl FnOnce(&mut GateCx, &Repo) -> Result<GateResult>,
 ) -> Result<GateResult> {
     let mirror = mirror(cx)?;
-    let dir = worktrees_dir(&cx.config.db_path);
+    let dir = worktrees_dir(cx.config);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating `{}`", dir.display()))?;
     let path = dir.join(work_name(cx, gate));
     let worktree = match mirror.repo.add_detached_worktree(&path, commit) {
@@ -134,7 +135,7 @@ pub(crate) fn with_empty_dir(
     f: impl FnOnce(&mut GateCx, &Path) -> Result<GateResult>,
 ) -> Result<GateResult> {
     let parent = if under_state {
-        worktrees_dir(&cx.config.db_path)
+        worktrees_dir(cx.config)
     } else {
         std::env::temp_dir()
     };

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::support::{
-    git, pid_alive, starved_suite, wait_until, worker_pids, Fixture, Sandbox, RED_TEST,
+    git, merge_of, pid_alive, starved_suite, wait_until, worker_pids, Fixture, Sandbox, RED_TEST,
 };
 
 /// A suite command that leaves one line in `marker` each time it runs, then runs pytest.
@@ -15,15 +15,6 @@ fn counted_pytest(marker: &Path) -> String {
         "echo run >> '{}'; python3 -m pytest -q -p no:cacheprovider",
         marker.display()
     )
-}
-
-/// The merge gate's entry of a report (advance also lists the other gates of the edge).
-fn merge_of(json: &serde_json::Value) -> serde_json::Value {
-    json["gates"]
-        .as_array()
-        .and_then(|gates| gates.iter().find(|g| g["gate"] == "merge"))
-        .cloned()
-        .unwrap_or_else(|| panic!("no merge gate in {json}"))
 }
 
 fn runs_of(marker: &Path) -> usize {

@@ -466,3 +466,12 @@ pub(crate) fn worker_pids(dir: &Path) -> Vec<i32> {
         .filter_map(|l| l.trim().parse().ok())
         .collect()
 }
+
+/// The merge gate's entry of an `orch --json advance` / `merge-gate retest` report.
+pub(crate) fn merge_of(json: &serde_json::Value) -> serde_json::Value {
+    json["gates"]
+        .as_array()
+        .and_then(|gates| gates.iter().find(|g| g["gate"] == "merge"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no merge gate in {json}"))
+}

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::{git, Fixture, Out, Sandbox};
+use crate::support::{git, merge_of, Fixture, Out, Sandbox};
 
 /// Keys every gate run here uses: short timeouts and back-offs, so a re-queue is due at once.
 fn base_env() -> Vec<(&'static str, String)> {
@@ -31,15 +31,6 @@ fn with(extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
 fn run(sb: &Sandbox, args: &[&str], env: &[(&'static str, String)]) -> Out {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     sb.run_env(args, &env)
-}
-
-/// The merge gate's entry of a report.
-fn merge_of(json: &serde_json::Value) -> serde_json::Value {
-    json["gates"]
-        .as_array()
-        .and_then(|gates| gates.iter().find(|g| g["gate"] == "merge"))
-        .cloned()
-        .unwrap_or_else(|| panic!("no merge gate in {json}"))
 }
 
 fn lines_of(path: &Path) -> Vec<String> {
