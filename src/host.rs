@@ -193,6 +193,51 @@ pub fn cpu_ticks_with_reaped_children(pid: i32) -> Option<u64> {
         .sum()
 }
 
+/// What the scheduler accounted to one thread since it started (`/proc/PID/task/TID/schedstat`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedStat {
+    /// Nanoseconds on a CPU (the first field).
+    pub cpu_ns: u64,
+    /// Nanoseconds runnable but waiting for a CPU: the run delay (the second field).
+    pub delay_ns: u64,
+}
+
+/// Whether this kernel shows `/proc/PID/schedstat` (`CONFIG_SCHED_INFO`), checked once.
+pub fn schedstat_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/schedstat")
+            .ok()
+            .and_then(|s| parse_schedstat(&s))
+            .is_some()
+    })
+}
+
+/// The threads of process `pid` with what the scheduler accounted to each; empty when the
+/// process is gone or the kernel has no schedstat.
+pub fn thread_schedstats(pid: i32) -> Vec<(i32, SchedStat)> {
+    if pid <= 0 {
+        return Vec::new();
+    }
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| {
+        let tid: i32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+        let text = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat")).ok()?;
+        Some((tid, parse_schedstat(&text)?))
+    })
+    .collect()
+}
+
+fn parse_schedstat(text: &str) -> Option<SchedStat> {
+    let mut fields = text.split_whitespace();
+    Some(SchedStat {
+        cpu_ns: fields.next()?.parse().ok()?,
+        delay_ns: fields.next()?.parse().ok()?,
+    })
+}
+
 /// The 1-minute load average from `/proc/loadavg`.
 pub fn load_average_1m() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")
@@ -242,6 +287,19 @@ mod tests {
         assert_eq!(s.pgid, 4242);
         assert_eq!(s.cpu_ticks, 10);
         assert_eq!(s.start_time, 987654);
+    }
+
+    #[test]
+    fn reads_cpu_time_and_run_delay_from_schedstat() {
+        assert_eq!(
+            parse_schedstat("342493842 682864021 89\n"),
+            Some(SchedStat {
+                cpu_ns: 342_493_842,
+                delay_ns: 682_864_021
+            })
+        );
+        assert_eq!(parse_schedstat("12\n"), None);
+        assert_eq!(parse_schedstat(""), None);
     }
 
     #[test]

@@ -25,7 +25,7 @@ mod spec;
 mod supervise;
 mod tree;
 
-pub use evidence::{Evidence, Verdict};
+pub use evidence::{Evidence, Measure, Verdict};
 pub use outcome::{RunOutcome, RunResult};
 pub use sandbox::{abi as landlock_abi, Protection};
 pub(crate) use sandbox::{device_paths, within};

@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use nix::libc;
 use nix::sys::signal::Signal;
 
-use super::evidence::Evidence;
+use super::evidence::{Evidence, Sampler};
 use super::outcome::{from_exit_code, from_foreign_signal, RunOutcome, RunResult};
 use super::output::Pumps;
 use super::signals::{send, SignalScope, Target};
@@ -284,6 +284,8 @@ fn watch(
     let mut grace_ends: Option<Instant> = None;
     let mut killed_at: Option<Instant> = None;
     let mut stop_signals = 0;
+    // Only a run with a deadline can need the evidence: sample its processes while it lives.
+    let mut sampler = deadline.map(|_| Sampler::new(started));
     // SIGKILL once; what it killed is counted by the sweep.
     let kill = |killed_at: &mut Option<Instant>| {
         if killed_at.is_none() {
@@ -326,7 +328,9 @@ fn watch(
             } else {
                 host::cpu_ticks_with_reaped_children(pid).unwrap_or(0)
             };
-            ender = Some(Ender::Timeout(Evidence::measure(cpu, now - started)));
+            let mut last = sampler.take().unwrap_or_else(|| Sampler::new(now));
+            last.sample(pid, spared);
+            ender = Some(Ender::Timeout(last.evidence(cpu, now - started)));
             if tree_kill {
                 let _ = send(target, spec.kill_signal.signal());
                 // A stopped process never acts on the signal it was sent.
@@ -336,6 +340,9 @@ fn watch(
                 kill(&mut killed_at);
             }
             continue;
+        }
+        if let (Some(sampler), None) = (sampler.as_mut(), &ender) {
+            sampler.sample_if_due(now, pid, spared);
         }
         if let Some((every, f, next)) = beat.as_mut() {
             if now >= *next {

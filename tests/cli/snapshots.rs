@@ -89,11 +89,11 @@ fn settings(sb: &Sandbox, command: &str) -> insta::Settings {
     s.add_filter(&format!(r"\({AGE} ago\)"), "([AGE] ago)");
     // PATH differs between machines: where `doctor` found a program.
     s.add_filter(r"found \(/[^)]*\)", "found ([PATH])");
-    // The runner's timeout evidence: load, CPUs and times of this machine at this moment, and
-    // the verdict drawn from them.
+    // The runner's timeout evidence: the suite's times at this moment, the verdict drawn from
+    // them, and this machine's load and CPUs.
     s.add_filter(
-        r"load \d+\.\d{2} on \d+ CPUs; the group used \d+\.\d{2} CPU-s in \d+\.\d{2} s: (?:hung|starved|busy)",
-        "load [LOAD] on [CPUS] CPUs; the group used [CPU-S] CPU-s in [WALL-S] s: [VERDICT]",
+        r"the suite ran \d+\.\d{2} CPU-s and waited \d+\.\d{2} s for a CPU in \d+\.\d{2} s \(\d+ process\(es\)\): (?:hung|starved|busy); load \d+\.\d{2} on \d+ CPUs",
+        "the suite ran [CPU-S] CPU-s and waited [WAIT-S] s for a CPU in [WALL-S] s ([N] process(es)): [VERDICT]; load [LOAD] on [CPUS] CPUs",
     );
     s
 }
