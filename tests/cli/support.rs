@@ -259,6 +259,13 @@ pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Gives the repository at `dir` its own committer identity, so that the tests need none from the
+/// machine (scripts/test sets no global one).
+pub(crate) fn git_identity(dir: &Path) {
+    git(dir, &["config", "user.name", "orch tests"]);
+    git(dir, &["config", "user.email", "orch-tests@example.invalid"]);
+}
+
 /// A Python project in a git repository with a bare remote that plays the forge: its
 /// pre-receive hook logs every push and refuses any update of `main` (INV-4's witness).
 pub(crate) struct Fixture {
@@ -299,6 +306,7 @@ impl Fixture {
             sb.path(),
             &["init", "--quiet", "-b", "main", work.to_str().unwrap()],
         );
+        git_identity(&work);
         std::fs::write(work.join("calc.py"), CALC).unwrap();
         std::fs::write(work.join("test_calc.py"), TEST_CALC).unwrap();
         std::fs::write(work.join(".gitignore"), "__pycache__/\n.pytest_cache/\n").unwrap();
@@ -369,6 +377,7 @@ impl Fixture {
                 scratch.to_str().unwrap(),
             ],
         );
+        git_identity(&scratch);
         for (name, content) in files {
             std::fs::write(scratch.join(name), content).unwrap();
         }
