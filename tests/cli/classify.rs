@@ -503,10 +503,10 @@ fn a_panicking_gate_is_an_infra_verdict_and_releases_lease_and_lock() {
     let fx = Fixture::new(&sb);
     fx.commit_branch("feat/p", "main", &[("notes.txt", "p\n")], "p");
     fx.advance_remote_main(&[("main.txt", "m\n")], "main moves");
-    fx.add_task(&sb, "P", "feat/p", "deploy-staging");
+    fx.add_task(&sb, "PANIC", "feat/p", "deploy-staging");
     let mut env = env_with(&[]);
     env.push(("FAULT_PANIC_AT".into(), "merge.after_retest".into()));
-    let out = run(&sb, &["advance", "P", "--to", "deploy", "--json"], &env).expect(11);
+    let out = run(&sb, &["advance", "PANIC", "--to", "deploy", "--json"], &env).expect(11);
     let json = out.json();
     assert_eq!(json["gates"][1]["gate"], "merge", "{json}");
     assert_eq!(json["gates"][1]["outcome"], "other", "{json}");
@@ -517,7 +517,7 @@ fn a_panicking_gate_is_an_infra_verdict_and_releases_lease_and_lock() {
             .contains("panicked"),
         "{json}"
     );
-    assert_eq!(sb.stage_of("P").0, "deploy-staging");
+    assert_eq!(sb.stage_of("PANIC").0, "deploy-staging");
     assert_eq!(sb.sqlite("SELECT count(*) FROM transition_lease"), "0");
     assert_eq!(sb.sqlite("SELECT count(*) FROM merge_locks"), "0");
     assert_eq!(
@@ -525,4 +525,11 @@ fn a_panicking_gate_is_an_infra_verdict_and_releases_lease_and_lock() {
         "0"
     );
     assert_eq!(sb.sqlite("SELECT count(*) FROM requeues"), "1");
+    // The gate's throwaway clone went with the unwinding gate.
+    let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("orch-gate-PANIC-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
