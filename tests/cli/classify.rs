@@ -529,7 +529,11 @@ fn a_panicking_gate_is_an_infra_verdict_and_releases_lease_and_lock() {
     let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("orch-gate-PANIC-"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("orch-gate-PANIC-")
+        })
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
