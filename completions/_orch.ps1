@@ -339,7 +339,7 @@ Register-ArgumentCompleter -Native -CommandName 'orch' -ScriptBlock {
         'orch;advance' {
             [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'The stage to move it to')
             [CompletionResult]::new('--expect', '--expect', [CompletionResultType]::ParameterName, 'The stage this actor believes the task is at; the write lands only if it still is')
-            [CompletionResult]::new('--actor', '--actor', [CompletionResultType]::ParameterName, 'Who is moving it (recorded in the history) [default: $USER]')
+            [CompletionResult]::new('--actor', '--actor', [CompletionResultType]::ParameterName, 'Who is moving it (recorded in the history) [default: $USER; `cron` with --next]')
             [CompletionResult]::new('--event-id', '--event-id', [CompletionResultType]::ParameterName, 'The id of the event that asked for this move; a repeated id is processed once')
             [CompletionResult]::new('--validated-sha', '--validated-sha', [CompletionResultType]::ParameterName, 'The commit the pipeline validated (compared by the merge and image gates)')
             [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why, for the history')

@@ -302,7 +302,7 @@ set edit:completion:arg-completer[orch] = {|@words|
         &'orch;advance'= {
             cand --to 'The stage to move it to'
             cand --expect 'The stage this actor believes the task is at; the write lands only if it still is'
-            cand --actor 'Who is moving it (recorded in the history) [default: $USER]'
+            cand --actor 'Who is moving it (recorded in the history) [default: $USER; `cron` with --next]'
             cand --event-id 'The id of the event that asked for this move; a repeated id is processed once'
             cand --validated-sha 'The commit the pipeline validated (compared by the merge and image gates)'
             cand --reason 'Why, for the history'

@@ -212,7 +212,7 @@ deploy-staging\t''
 deploy\t''
 done\t''
 cancelled\t''"
-complete -c orch -n "__fish_orch_using_subcommand advance" -l actor -d 'Who is moving it (recorded in the history) [default: $USER]' -r
+complete -c orch -n "__fish_orch_using_subcommand advance" -l actor -d 'Who is moving it (recorded in the history) [default: $USER; `cron` with --next]' -r
 complete -c orch -n "__fish_orch_using_subcommand advance" -l event-id -d 'The id of the event that asked for this move; a repeated id is processed once' -r
 complete -c orch -n "__fish_orch_using_subcommand advance" -l validated-sha -d 'The commit the pipeline validated (compared by the merge and image gates)' -r
 complete -c orch -n "__fish_orch_using_subcommand advance" -l reason -d 'Why, for the history' -r

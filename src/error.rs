@@ -79,7 +79,7 @@ impl Exit {
             Exit::Held => "task on HOLD: a human must release it first; nothing written",
             Exit::GateRed => "gate red: rolled back to `development`, or put on HOLD because developer retries are spent",
             Exit::Infra => "infra failure (timeout, lock-busy, other), or the re-queue is not due yet: the task keeps its stage",
-            Exit::Exhausted => "HOLD raised with exactly one alert: infra retries exhausted, or no proof of merge",
+            Exit::Exhausted => "HOLD raised with exactly one alert: infra retries exhausted, no proof of merge, no re-test verdict to merge, or a problem no retry fixes (a branch gone from the remote, a gate's program missing)",
             Exit::Cancelled => "cancelled: orch received SIGINT/SIGTERM/SIGHUP; the run was killed, nothing routed, no budget spent",
         }
     }

@@ -3,6 +3,8 @@
 //!
 //! With the feature, `FAULT_INJECT_AT=<point>` makes the process print one line naming the point
 //! and abort (SIGABRT) when it gets there, so a test can show it died exactly there.
+//! `FAULT_PANIC_AT=<point>` panics there (a point of `PANIC_POINTS`, inside a gate), so a test
+//! can show a panicking gate ends on the normal path.
 //! `FAULT_PAUSE_AT=<point>` pauses there instead — `FAULT_PAUSE_MS`, or until the file
 //! `FAULT_PAUSE_UNTIL` exists — so a test can change the world under it.
 //! (These names carry no `ORCH_` prefix on purpose: they are not configuration.)
@@ -18,6 +20,9 @@ pub const POINTS: &[&str] = &[
     "reap.before_finish",
 ];
 
+/// Points inside a gate where a test may make orch panic (`FAULT_PANIC_AT`).
+pub const PANIC_POINTS: &[&str] = &["merge.after_retest"];
+
 /// Points where a test may pause orch (`FAULT_PAUSE_AT`) to change the world under it.
 pub const PAUSE_POINTS: &[&str] = &["advance.before_lease"];
 
@@ -25,9 +30,12 @@ pub const PAUSE_POINTS: &[&str] = &["advance.before_lease"];
 #[cfg(feature = "fault-injection")]
 pub fn point(name: &str) {
     debug_assert!(
-        POINTS.contains(&name) || PAUSE_POINTS.contains(&name),
+        POINTS.contains(&name) || PAUSE_POINTS.contains(&name) || PANIC_POINTS.contains(&name),
         "unknown fault point {name}"
     );
+    if std::env::var("FAULT_PANIC_AT").as_deref() == Ok(name) {
+        panic!("fault-injection: panic at {name}");
+    }
     if std::env::var("FAULT_INJECT_AT").as_deref() == Ok(name) {
         eprintln!("orch: fault-injection: abort at {name}");
         std::process::abort();

@@ -57,6 +57,22 @@ impl std::fmt::Display for GitError {
 
 impl std::error::Error for GitError {}
 
+impl GitError {
+    /// Whether git said the remote has no such ref (`couldn't find remote ref …`): the branch is
+    /// not on the remote, a problem no retry fixes. Any other failure (a network, a lock, a
+    /// timeout) is not this.
+    pub(crate) fn is_missing_remote_ref(&self) -> bool {
+        !self.timed_out && self.stderr.contains("couldn't find remote ref")
+    }
+}
+
+/// Whether `err` is git saying the remote has no such ref.
+pub(crate) fn is_missing_remote_ref(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|e| e.downcast_ref::<GitError>())
+        .any(GitError::is_missing_remote_ref)
+}
+
 /// `git`, scrubbed and hardened, run from `/` unless a directory is given with `-C`.
 fn command() -> Command {
     let mut cmd = Command::new("git");
@@ -111,6 +127,34 @@ pub(crate) fn check_ref_format_branch(name: &str) -> bool {
     let mut cmd = command();
     cmd.env("GIT_DIR", "/dev/null");
     run(cmd, &["check-ref-format", "--branch", name]).is_ok()
+}
+
+/// Whether the remote at `url` has `branch` (`git ls-remote --exit-code`, which exits 2 for no
+/// such ref), asked outside any repository; an error for every other failure (a network, a
+/// missing remote).
+pub(crate) fn remote_has_branch(url: &str, branch: &str) -> Result<bool> {
+    let full = format!("refs/heads/{branch}");
+    let mut cmd = command();
+    cmd.args([
+        "ls-remote",
+        "--exit-code",
+        "--heads",
+        "--end-of-options",
+        url,
+        &full,
+    ]);
+    let finished =
+        crate::child::run(cmd, GIT_TIMEOUT, None).context("running git (is it installed?)")?;
+    match finished.status.map(|s| s.code()) {
+        Some(Some(0)) => Ok(true),
+        Some(Some(2)) => Ok(false),
+        _ => Err(GitError {
+            args: format!("ls-remote {url} {full}"),
+            stderr: String::from_utf8_lossy(&finished.stderr).trim().to_string(),
+            timed_out: finished.status.is_none(),
+        }
+        .into()),
+    }
 }
 
 /// A repository or worktree of orch's own on disk.
@@ -296,8 +340,20 @@ impl Mirror {
 
     /// Fetches `branch` (a validated short name) from `url` into `refs/orch/heads/<branch>`.
     /// Two fetches of one mirror at once (a security gate beside a merge gate) can meet on a ref
-    /// lock: that one is tried again.
+    /// lock: that one is tried again. A fetch that fails deletes the tracking ref, so no caller
+    /// can judge a stale tip: a git failure is never a pass. `is_missing_remote_ref` on the error
+    /// tells a branch gone from the remote from every other failure.
     pub(crate) fn fetch(&self, url: &str, branch: &str) -> Result<()> {
+        let fetched = self.fetch_once(url, branch);
+        if fetched.is_err() {
+            let _ = self
+                .repo
+                .git(&["update-ref", "-d", &Mirror::fetched(branch)]);
+        }
+        fetched
+    }
+
+    fn fetch_once(&self, url: &str, branch: &str) -> Result<()> {
         let refspec = format!("+refs/heads/{branch}:{}", Mirror::fetched(branch));
         let args = [
             "fetch",
@@ -418,5 +474,51 @@ impl Mirror {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git_in(dir: &Path, args: &[&str]) {
+        let ok = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .output()
+            .unwrap()
+            .status
+            .success();
+        assert!(ok, "git {args:?}");
+    }
+
+    #[test]
+    fn a_branch_gone_from_the_remote_is_told_apart_and_its_stale_ref_is_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let remote = tmp.path().join("remote");
+        git_in(
+            tmp.path(),
+            &["init", "--quiet", "-b", "main", remote.to_str().unwrap()],
+        );
+        git_in(&remote, &["commit", "--quiet", "--allow-empty", "-m", "a"]);
+        git_in(&remote, &["branch", "feat/x"]);
+        let mirror = Mirror::open(&tmp.path().join("state"), "app").unwrap();
+        let url = remote.to_str().unwrap();
+        mirror.fetch(url, "feat/x").unwrap();
+        assert!(mirror.fetched_tip("feat/x").unwrap().is_some());
+
+        git_in(&remote, &["branch", "--quiet", "-D", "feat/x"]);
+        assert!(!remote_has_branch(url, "feat/x").unwrap());
+        assert!(remote_has_branch(url, "main").unwrap());
+        let err = mirror.fetch(url, "feat/x").unwrap_err();
+        assert!(is_missing_remote_ref(&err), "{err:#}");
+        assert_eq!(mirror.fetched_tip("feat/x").unwrap(), None, "no stale tip");
+
+        let gone = tmp.path().join("no-such-remote");
+        let err = mirror.fetch(gone.to_str().unwrap(), "main").unwrap_err();
+        assert!(!is_missing_remote_ref(&err), "{err:#}");
+        assert!(remote_has_branch(gone.to_str().unwrap(), "main").is_err());
     }
 }

@@ -105,7 +105,10 @@ fn acquire_inner(
                 }
                 db.delete_lease(task_id, row.token)?;
                 db.count(Counter::LeaseTakenOver, 1)?;
-                took_over = Some(why);
+                took_over = Some(format!(
+                    "{} (pid {} on {}, lease token {}): {why}",
+                    row.owner, row.owner_pid, row.host, row.token
+                ));
             }
         }
     }

@@ -119,6 +119,9 @@ pub enum Outcome {
     Other,
     Cancelled,
     NoProof,
+    /// A problem no retry fixes (a branch gone from the remote, a gate's program missing): HOLD
+    /// and one alert, no budget spent, no rollback.
+    Config,
     /// The caller's lease was gone at a re-check (reported, never recorded as a gate event).
     LeaseLost,
     /// Lock-busy, re-queued without spending the infra budget.
@@ -133,7 +136,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// The outcomes of a gate's own verdict: one counter each per gate in the queue view.
-    pub const VERDICTS: [Outcome; 8] = [
+    pub const VERDICTS: [Outcome; 9] = [
         Outcome::Passed,
         Outcome::Skipped,
         Outcome::Red,
@@ -142,6 +145,7 @@ impl Outcome {
         Outcome::Other,
         Outcome::Cancelled,
         Outcome::NoProof,
+        Outcome::Config,
     ];
 
     /// What routing does with a failed gate: counted per gate beside the verdicts.
@@ -151,7 +155,7 @@ impl Outcome {
         Outcome::Exhausted,
     ];
 
-    const ALL: [Outcome; 13] = [
+    const ALL: [Outcome; 14] = [
         Outcome::Passed,
         Outcome::Skipped,
         Outcome::Red,
@@ -160,6 +164,7 @@ impl Outcome {
         Outcome::Other,
         Outcome::Cancelled,
         Outcome::NoProof,
+        Outcome::Config,
         Outcome::LeaseLost,
         Outcome::Deferred,
         Outcome::InfraRequeued,
@@ -177,6 +182,7 @@ impl Outcome {
             Outcome::Other => "other",
             Outcome::Cancelled => "cancelled",
             Outcome::NoProof => "no-proof",
+            Outcome::Config => "config",
             Outcome::LeaseLost => "lease-lost",
             Outcome::Deferred => "deferred",
             Outcome::InfraRequeued => "infra-requeued",
@@ -220,6 +226,19 @@ impl Serialize for Outcome {
 
 text_column!(Outcome);
 
+/// An error that is a problem no retry fixes (a branch gone from the remote): whoever turns a
+/// gate's error into a verdict (`gates::run`) makes it `Verdict::Config`, never infra.
+#[derive(Debug)]
+pub(crate) struct ConfigProblem(pub String);
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigProblem {}
+
 /// What one gate decided.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "verdict", rename_all = "kebab-case")]
@@ -242,6 +261,10 @@ pub(crate) enum Verdict {
     },
     /// Merge-verify: the merge command reported success but the head is not in the target.
     NoProof {
+        reason: String,
+    },
+    /// A problem no retry fixes: `reason` names it and the fix. HOLD and one alert (exit 12).
+    Config {
         reason: String,
     },
     /// The caller's lease was gone at a re-check: stop, write nothing, exit 4.
@@ -269,11 +292,12 @@ impl Verdict {
             } => Outcome::Other,
             Verdict::Cancelled { .. } => Outcome::Cancelled,
             Verdict::NoProof { .. } => Outcome::NoProof,
+            Verdict::Config { .. } => Outcome::Config,
             Verdict::LeaseLost => Outcome::LeaseLost,
         }
     }
 
-    /// `passed`, `red`, `infra`, `cancelled`, `no-proof` or `lost-race`: how the outcome is
+    /// `passed`, `red`, `infra`, `cancelled`, `no-proof`, `config` or `lost-race`: how the outcome is
     /// routed, as reports name it.
     pub(crate) fn classification(&self) -> &'static str {
         match self {
@@ -282,6 +306,7 @@ impl Verdict {
             Verdict::Infra { .. } => "infra",
             Verdict::Cancelled { .. } => "cancelled",
             Verdict::NoProof { .. } => "no-proof",
+            Verdict::Config { .. } => "config",
             Verdict::LeaseLost => "lost-race",
         }
     }
@@ -297,7 +322,8 @@ impl Verdict {
             Verdict::Skipped { why } => why.clone(),
             Verdict::Red { reason }
             | Verdict::Infra { reason, .. }
-            | Verdict::NoProof { reason } => reason.clone(),
+            | Verdict::NoProof { reason }
+            | Verdict::Config { reason } => reason.clone(),
             Verdict::Cancelled { signal } => format!("orch received signal {signal}"),
             Verdict::LeaseLost => "the lease was lost".into(),
         }

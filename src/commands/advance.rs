@@ -24,7 +24,7 @@ pub(crate) struct AdvanceArgs {
     /// The stage this actor believes the task is at; the write lands only if it still is.
     #[arg(long, value_enum)]
     pub expect: Option<Stage>,
-    /// Who is moving it (recorded in the history) [default: $USER].
+    /// Who is moving it (recorded in the history) [default: $USER; `cron` with --next].
     #[arg(long)]
     pub actor: Option<String>,
     /// The id of the event that asked for this move; a repeated id is processed once.
@@ -44,8 +44,18 @@ pub(crate) struct AdvanceArgs {
     pub next: bool,
 }
 
+/// The actor `advance --next` records when no `--actor` is given.
+const CRON_ACTOR: &str = "cron";
+
 pub(crate) fn run(ctx: &Context, args: AdvanceArgs) -> Result<Exit> {
-    let actor = args.actor.unwrap_or_else(default_actor);
+    // cron drives `--next`: its transitions are recorded as `cron` unless `--actor` says who.
+    let actor = args.actor.unwrap_or_else(|| {
+        if args.next {
+            CRON_ACTOR.to_string()
+        } else {
+            default_actor()
+        }
+    });
     check_request(&actor, args.event_id.as_deref())?;
     if let Some(reason) = &args.reason {
         check_text("reason", reason)?;

@@ -112,6 +112,34 @@ pub(crate) fn check_actor(actor: &str) -> Result<()> {
     names::text(actor).map_err(|why| usage(format!("the actor `{}` {why}", plain(actor))))
 }
 
+/// A task registered at a stage whose next edge is gated (`deploy-staging`, `deploy`) needs its
+/// branch on the remote now: refused (exit 2, nothing written) when the remote says it has no
+/// such branch. At `created` (or any stage before `deploy-staging`) the branch may not exist yet:
+/// agents register work before they write it. A remote that cannot be asked is left to the
+/// gated edge's preflight; a registration of a task already there is judged by the write.
+fn check_branch_on_remote(store: &Store, args: &AddArgs, branch: &str) -> Result<()> {
+    if !matches!(args.stage, Stage::DeployStaging | Stage::Deploy) {
+        return Ok(());
+    }
+    let db = store.read();
+    let Some(repo) = db.repo(&args.repo)? else {
+        return Ok(());
+    };
+    if db.task(&args.id)?.is_some() {
+        return Ok(());
+    }
+    match crate::git::remote_has_branch(&repo.url, branch) {
+        Ok(false) => Err(usage(format!(
+            "branch `{}` is not on the remote of `{}` ({}), and a task at `{}` is gated on it (hint: push the branch first, or register the task at `created`)",
+            plain(branch),
+            plain(&repo.name),
+            plain(&repo.url),
+            args.stage
+        ))),
+        Ok(true) | Err(_) => Ok(()),
+    }
+}
+
 fn add(ctx: &Context, args: AddArgs) -> Result<Exit> {
     check_id(&args.id)?;
     names::identifier(&args.repo).map_err(|why| usage(format!("repo `{}` {why}", args.repo)))?;
@@ -134,6 +162,7 @@ fn add(ctx: &Context, args: AddArgs) -> Result<Exit> {
     let actor = args.actor.clone().unwrap_or_else(default_actor);
     check_actor(&actor)?;
     let mut store = Store::open_existing(&ctx.config.db_path)?;
+    check_branch_on_remote(&store, &args, &branch)?;
     let outcome = store.write(|db| {
         let Some(repo) = db.repo(&args.repo)? else {
             return Err(usage(format!(

@@ -17,9 +17,10 @@ use crate::counter::Counter;
 use crate::error::{failure, Exit};
 use crate::lease::{self, Acquire, HeldLease};
 use crate::owner::{Claimant, Holder};
-use crate::routing;
+use crate::routing::{self, HolderRuns};
 use crate::stages::{find_edge, Edge};
 use crate::store::{Db, EventRecord, Store, Task};
+use crate::ui::Ui;
 
 /// Which entry point runs the checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,6 +132,7 @@ pub(crate) enum Taken {
 pub(crate) fn take_lease(
     store: &mut Store,
     config: &Config,
+    ui: Ui,
     snap: &Task,
     me: &Claimant,
     event_id: Option<&str>,
@@ -146,6 +148,7 @@ pub(crate) fn take_lease(
         }
         return Ok(Taken::Held(HeldLease::unguarded(&snap.id)));
     }
+    let mut reclaimed = HolderRuns::default();
     for _ in 0..3 {
         // One transaction: the event id, the task still exactly where this actor saw it, and the
         // lease. A task that moved on in between is a lost race before any gate starts.
@@ -170,9 +173,16 @@ pub(crate) fn take_lease(
         match step {
             Step::Duplicate(event) => return Ok(Taken::Duplicate(event)),
             Step::Moved(now) => return Err(moved_on(&snap.id, now, snap.stage)),
-            Step::Acquired(Acquire::Held(lease)) => return Ok(Taken::Held(lease)),
+            Step::Acquired(Acquire::Held(lease)) => {
+                note_take_over(ui, &lease, reclaimed);
+                return Ok(Taken::Held(lease));
+            }
             Step::Acquired(Acquire::Busy(row)) => return Err(busy(&row)),
-            Step::Acquired(Acquire::Reclaim(row)) => reclaim_holder(store, config, &row)?,
+            Step::Acquired(Acquire::Reclaim(row)) => {
+                let done = reclaim_holder(store, config, &row)?;
+                reclaimed.finished += done.finished;
+                reclaimed.killed += done.killed;
+            }
         }
     }
     Err(changing_hands(&snap.id))
@@ -184,11 +194,26 @@ pub(crate) fn reclaim_holder(
     store: &mut Store,
     config: &Config,
     row: &crate::store::LeaseRow,
-) -> Result<()> {
+) -> Result<HolderRuns> {
     let why = format!("lease holder {} is dead", row.describe());
-    if routing::finish_runs_of_dead_holder(store, config, &row.owner_id(), &why)? {
-        Ok(())
+    let done = routing::finish_runs_of_dead_holder(store, config, &row.owner_id(), &why)?;
+    if done.all_done {
+        Ok(done)
     } else {
         Err(reclaim_blocked(row))
+    }
+}
+
+/// The one line a take-over of a dead holder's lease prints (stderr): whose lease, and what
+/// finishing its runs killed.
+pub(crate) fn note_take_over(ui: Ui, lease: &HeldLease, runs: HolderRuns) {
+    if let Some(whose) = &lease.took_over {
+        ui.note(format!(
+            "task `{}`: took over the lease of dead holder {}: {} run(s) finished, {} process(es) killed",
+            crate::ui::plain(&lease.task_id),
+            crate::ui::plain(whose),
+            runs.finished,
+            runs.killed
+        ));
     }
 }

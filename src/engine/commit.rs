@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::checks::reclaim_holder;
+use super::checks::{note_take_over, reclaim_holder};
 use super::edge::Step;
 use super::report::{busy, changing_hands, moved_on, AdvanceReport};
 use crate::config::Config;
@@ -12,7 +12,9 @@ use crate::error::Exit;
 use crate::gates::GateResult;
 use crate::host;
 use crate::lease::{self, Acquire, HeldLease};
+use crate::routing::HolderRuns;
 use crate::store::{EventRecord, Expected, LeaseRow, NewTransition, Store, Task};
+use crate::ui::Ui;
 
 enum Written {
     Report(AdvanceReport),
@@ -27,14 +29,18 @@ enum Written {
 pub(crate) fn commit_transition(
     store: &mut Store,
     config: &Config,
+    ui: Ui,
     step: &Step,
     held: Option<&HeldLease>,
     gates: Vec<GateResult>,
 ) -> Result<AdvanceReport> {
     let (req, snap, edge) = (step.req, &step.snap, step.edge);
     let guarded = config.lease_applies(&snap.repo);
+    let mut reclaimed = HolderRuns::default();
     for _ in 0..3 {
+        let mut taken_over = None;
         let written = store.write(|db| {
+            taken_over = None;
             if let Some(event_id) = &req.event_id {
                 if let Some(event) = db.event(&snap.id, event_id)? {
                     return Ok(Written::Duplicate(event));
@@ -45,7 +51,10 @@ pub(crate) fn commit_transition(
                 let lease = match held {
                     Some(lease) => lease.clone(),
                     None => match lease::acquire(db, &snap.id, &step.me, config.lease_ttl)? {
-                        Acquire::Held(lease) => lease,
+                        Acquire::Held(lease) => {
+                            taken_over = lease.took_over.is_some().then(|| lease.clone());
+                            lease
+                        }
                         Acquire::Busy(row) => return Ok(Written::Busy(row)),
                         Acquire::Reclaim(row) => return Ok(Written::Reclaim(row)),
                     },
@@ -117,12 +126,19 @@ pub(crate) fn commit_transition(
         match written {
             Written::Report(report) => {
                 crate::fault::point("advance.after_commit");
+                if let Some(lease) = &taken_over {
+                    note_take_over(ui, lease, reclaimed);
+                }
                 return Ok(report);
             }
             Written::Duplicate(event) => return Ok(AdvanceReport::duplicate(snap, event)),
             Written::Busy(row) => return Err(busy(&row)),
             Written::Lost(now) => return Err(moved_on(&snap.id, now, edge.from)),
-            Written::Reclaim(row) => reclaim_holder(store, config, &row)?,
+            Written::Reclaim(row) => {
+                let done = reclaim_holder(store, config, &row)?;
+                reclaimed.finished += done.finished;
+                reclaimed.killed += done.killed;
+            }
         }
     }
     Err(changing_hands(&snap.id))

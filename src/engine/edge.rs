@@ -111,10 +111,13 @@ fn run_edge_held(
         published: None,
     };
     let mut results = Vec::new();
+    // Problems no retry fixes are found before anything is spent: the first gate reports them.
+    let mut preflight = gates::preflight(&gate_list, &cx);
     for gate in gate_list {
-        let mut result = match crate::cancel::requested() {
-            Some(signal) => GateResult::new(gate, Verdict::Cancelled { signal }),
-            None => gates::run(gate, &mut cx),
+        let mut result = match (preflight.take(), crate::cancel::requested()) {
+            (_, Some(signal)) => GateResult::new(gate, Verdict::Cancelled { signal }),
+            (Some(problem), None) => problem,
+            (None, None) => gates::run(gate, &mut cx),
         };
         if let Some(signal) = crate::cancel::requested() {
             // Whatever the gate concluded while orch was being stopped: nothing is routed.
@@ -125,10 +128,11 @@ fn run_edge_held(
                 return Err(lease_lost(&snap.id));
             }
             ui.note(format!(
-                "gate {}: {} — {}",
+                "gate {}: {} — {}{}",
                 gate.name(),
                 result.outcome,
-                result.verdict.detail()
+                result.verdict.detail(),
+                route::run_ref(result.run_id)
             ));
             if let Some(head) = &result.head {
                 cx.head = Some(head.clone());
@@ -160,7 +164,9 @@ fn run_edge_held(
         me,
     };
     match goal {
-        EdgeGoal::Transition => commit_transition(cx.store, config, &step, Some(&lease), results),
+        EdgeGoal::Transition => {
+            commit_transition(cx.store, config, ui, &step, Some(&lease), results)
+        }
         EdgeGoal::MergeGateOnly => merge_gate_passed(cx.store, &step, &lease, results),
     }
 }

@@ -43,10 +43,17 @@ pub(crate) fn advance(
     if edge_gates(edge).is_empty() {
         // No long step: the write transaction itself is the exclusion, so the lease is taken,
         // used by the CAS and released in that one transaction.
-        return commit_transition(store, config, &step, None, Vec::new());
+        return commit_transition(store, config, ui, &step, None, Vec::new());
     }
     crate::fault::point("advance.before_lease");
-    let lease = match take_lease(store, config, &step.snap, &step.me, req.event_id.as_deref())? {
+    let lease = match take_lease(
+        store,
+        config,
+        ui,
+        &step.snap,
+        &step.me,
+        req.event_id.as_deref(),
+    )? {
         Taken::Held(lease) => lease,
         Taken::Duplicate(event) => return Ok(AdvanceReport::duplicate(&step.snap, event)),
     };
@@ -127,7 +134,7 @@ pub(crate) fn merge_gate_retest(
         Checked::Go { snap, edge } => (snap, edge),
     };
     let me = Claimant::current(format!("{} (orch merge-gate retest)", req.actor));
-    let lease = match take_lease(store, config, &snap, &me, req.event_id.as_deref())? {
+    let lease = match take_lease(store, config, ui, &snap, &me, req.event_id.as_deref())? {
         Taken::Held(lease) => lease,
         Taken::Duplicate(event) => return Ok(AdvanceReport::duplicate(&snap, event)),
     };

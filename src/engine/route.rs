@@ -3,12 +3,13 @@
 //!
 //! red → `rollback_stage_cas` (a HOLD there once developer retries are spent); infra → the
 //! edge's re-queue and budget (lock-busy defers first), or, with
-//! `ORCH_MERGE_INFRA_RETRY_ENABLED=false`, the old rollback; no proof of merge → HOLD and one
-//! alert; cancelled → nothing routed.
+//! `ORCH_MERGE_INFRA_RETRY_ENABLED=false`, the old rollback; no proof of merge, or a problem no
+//! retry fixes (`config`) → HOLD and one alert, the re-queue dropped, no budget spent; cancelled →
+//! nothing routed. A task a human put on HOLD while its gate ran is exit 6, nothing routed.
 
 use anyhow::Result;
 
-use super::report::{lease_lost, AdvanceReport, AdvanceRequest};
+use super::report::{held, lease_lost, AdvanceReport, AdvanceRequest};
 use crate::config::Config;
 use crate::counter::Counter;
 use crate::error::Exit;
@@ -31,6 +32,8 @@ pub(crate) enum Routing {
     Requeue { reason: String },
     /// The merge command said yes but the target does not hold the head: HOLD + one alert.
     NoProof { reason: String },
+    /// A problem no retry fixes: HOLD + one alert, the re-queue dropped, no budget spent.
+    Config { reason: String },
     /// orch itself was stopped: nothing is routed.
     Cancelled { signal: i32 },
 }
@@ -57,6 +60,11 @@ pub(crate) fn decide(verdict: &Verdict, gate: GateKind, config: &Config) -> Rout
             reason: reason.clone(),
         },
         Verdict::NoProof { reason } => Routing::NoProof {
+            reason: reason.clone(),
+        },
+        // Never treated as red, even under ORCH_MERGE_INFRA_RETRY_ENABLED=false: no retry, no
+        // developer, fixes it.
+        Verdict::Config { reason } => Routing::Config {
             reason: reason.clone(),
         },
         Verdict::Cancelled { signal } => Routing::Cancelled { signal: *signal },
@@ -86,20 +94,29 @@ pub(crate) fn apply(store: &mut Store, config: &Config, step: Failed) -> Result<
     crate::fault::point("gate.before_verdict");
     let (req, snap, edge, lease) = (step.req, step.snap, step.edge, step.lease);
     let gate = failed.gate;
+    enum Routed {
+        Report(AdvanceReport),
+        /// A human put the task on HOLD while its gate ran: exit 6, nothing routed.
+        Held(Task),
+        Lost,
+    }
+    let run = run_ref(failed.run_id);
     let routed = store.write(|db| {
         if !lease.still_held(db)? {
             db.count(Counter::LeaseCasLost, 1)?;
-            return Ok(None);
+            return Ok(Routed::Lost);
         }
         let Some(task) = db.task(&snap.id)? else {
-            return Ok(None);
+            return Ok(Routed::Lost);
         };
         // Under the kill-switch the routing writes are plain: no CAS, no re-check.
-        if !lease.unguarded
-            && (task.stage != edge.from || task.version != snap.version || task.is_held())
-        {
+        if !lease.unguarded && task.is_held() {
+            lease.release_in(db)?;
+            return Ok(Routed::Held(task));
+        }
+        if !lease.unguarded && (task.stage != edge.from || task.version != snap.version) {
             db.count(Counter::LeaseCasLost, 1)?;
-            return Ok(None);
+            return Ok(Routed::Lost);
         }
         let now = host::wall_ms();
         let detail = failed.verdict.detail();
@@ -126,7 +143,6 @@ pub(crate) fn apply(store: &mut Store, config: &Config, step: Failed) -> Result<
             edge,
             gate,
             budget_key: step.budget_key,
-            actor: &req.actor,
         };
         let mut report =
             AdvanceReport::new(&task, failed.outcome.as_str(), Exit::Ok, String::new());
@@ -148,7 +164,8 @@ pub(crate) fn apply(store: &mut Store, config: &Config, step: Failed) -> Result<
                     report.stage = Stage::Development;
                     report.version = *version;
                 }
-                report.message = rollback_message(&snap.id, reason, &rollback, config);
+                report.message =
+                    rollback_message(&snap.id, &format!("{reason}{run}"), &rollback, config);
                 report.rollback = Some(rollback);
             }
             Routing::Defer { reason } | Routing::Requeue { reason } => {
@@ -158,7 +175,13 @@ pub(crate) fn apply(store: &mut Store, config: &Config, step: Failed) -> Result<
                     requeue::route_infra(db, &cx, reason)?
                 };
                 report.exit = requeued.exit;
-                report.message = requeue_message(&snap.id, &failed, reason, &requeued, edge);
+                report.message = requeue_message(
+                    &snap.id,
+                    &failed,
+                    &format!("{reason}{run}"),
+                    &requeued,
+                    edge,
+                );
                 report.requeue = Some(requeued);
             }
             Routing::NoProof { reason } => {
@@ -169,7 +192,21 @@ pub(crate) fn apply(store: &mut Store, config: &Config, step: Failed) -> Result<
                 let (hold_reason, requeued) =
                     hold::hold_no_proof(db, &cx, reason, &head, !lease.unguarded)?;
                 report.exit = Exit::Exhausted;
-                report.message = format!("{}: {hold_reason}; on HOLD, one alert raised", snap.id);
+                report.message = format!(
+                    "{}: {hold_reason}{run}; {}",
+                    snap.id,
+                    held_note(requeued.held)
+                );
+                report.requeue = Some(requeued);
+            }
+            Routing::Config { reason } => {
+                let requeued = hold::hold_config(db, &cx, reason, !lease.unguarded)?;
+                report.exit = Exit::Exhausted;
+                report.message = format!(
+                    "{}: gate {gate} config: {reason}{run}; {}",
+                    snap.id,
+                    held_note(requeued.held)
+                );
                 report.requeue = Some(requeued);
             }
             Routing::Cancelled { signal } => {
@@ -197,13 +234,34 @@ pub(crate) fn apply(store: &mut Store, config: &Config, step: Failed) -> Result<
             }
         }
         lease.release_in(db)?;
-        Ok(Some(report))
+        Ok(Routed::Report(report))
     })?;
-    let report = routed.ok_or_else(|| lease_lost(&snap.id))?;
+    let report = match routed {
+        Routed::Report(report) => report,
+        Routed::Held(task) => return Err(held(&task)),
+        Routed::Lost => return Err(lease_lost(&snap.id)),
+    };
     if let Some(key) = report.requeue.as_ref().and_then(|r| r.alert_key.as_deref()) {
         crate::alerts::deliver_key(store, config, key)?;
     }
     Ok(report)
+}
+
+/// Where a gate's run can be read: ` (run N: `orch run show N`)`, or nothing for a gate that ran
+/// no command.
+pub(crate) fn run_ref(run_id: Option<i64>) -> String {
+    run_id.map_or_else(String::new, |id| {
+        format!(" (run {id}: `orch run show {id}`)")
+    })
+}
+
+/// What a HOLD-raising routing did, as its message ends.
+fn held_note(held: bool) -> &'static str {
+    if held {
+        "on HOLD, one alert raised"
+    } else {
+        "the task was already on HOLD; one alert raised"
+    }
 }
 
 fn rollback_message(id: &str, reason: &str, rollback: &Rollback, config: &Config) -> String {
@@ -243,8 +301,11 @@ fn requeue_message(
             edge.from
         ),
         None => format!(
-            "{id}: gate {gate} {}: {reason}; infra retries exhausted (attempt {} of {}): on HOLD, one alert raised",
-            failed.outcome, requeued.attempt, requeued.of
+            "{id}: gate {gate} {}: {reason}; infra retries exhausted (attempt {} of {}): {}",
+            failed.outcome,
+            requeued.attempt,
+            requeued.of,
+            held_note(requeued.held)
         ),
     }
 }
@@ -277,6 +338,9 @@ mod tests {
         let no_proof = Verdict::NoProof {
             reason: "not in main".into(),
         };
+        let config_problem = Verdict::Config {
+            reason: "branch gone".into(),
+        };
         let table: Vec<(&Verdict, &Config, Routing)> = vec![
             (
                 &red,
@@ -303,6 +367,20 @@ mod tests {
                 &Verdict::Cancelled { signal: 15 },
                 &on,
                 Routing::Cancelled { signal: 15 },
+            ),
+            (
+                &config_problem,
+                &on,
+                Routing::Config {
+                    reason: "branch gone".into(),
+                },
+            ),
+            (
+                &config_problem,
+                &off,
+                Routing::Config {
+                    reason: "branch gone".into(),
+                },
             ),
         ];
         for (verdict, config, expected) in table {

@@ -16,6 +16,7 @@ use super::{classify_run, GateCx, GateKind, GateResult, InfraKind, Verdict};
 use crate::counter::Counter;
 use crate::git::{RebaseResult, Repo};
 use crate::merge_lock::{self, LockAttempt};
+use crate::outcome::ConfigProblem;
 use crate::routing;
 use crate::runner::{self, ExitCodes};
 
@@ -47,13 +48,17 @@ pub(crate) fn resolve_commits(cx: &GateCx) -> Result<Commits> {
     let mirror = mirror(cx)?;
     mirror
         .fetch(&repo.url, &task.target)
+        .map_err(|e| gone_or(e, cx, &task.target, "the target"))
         .with_context(|| format!("fetching the target `{}` of `{}`", task.target, repo.name))?;
-    mirror.fetch(&repo.url, &task.branch).with_context(|| {
-        format!(
-            "fetching the task branch `{}` of `{}`",
-            task.branch, repo.name
-        )
-    })?;
+    mirror
+        .fetch(&repo.url, &task.branch)
+        .map_err(|e| gone_or(e, cx, &task.branch, "the task branch"))
+        .with_context(|| {
+            format!(
+                "fetching the task branch `{}` of `{}`",
+                task.branch, repo.name
+            )
+        })?;
     let Some(base_tip) = mirror.fetched_tip(&task.branch)? else {
         bail!(
             "branch `{}` not found in orch's mirror of `{}`",
@@ -73,6 +78,24 @@ pub(crate) fn resolve_commits(cx: &GateCx) -> Result<Commits> {
         target,
         onto_name: task.target.clone(),
     })
+}
+
+/// A fetch that found no such branch on the remote is a problem no retry fixes (`config`);
+/// every other git failure stays the gate's infra reason.
+fn gone_or(err: anyhow::Error, cx: &GateCx, branch: &str, what: &str) -> anyhow::Error {
+    if crate::git::is_missing_remote_ref(&err) {
+        anyhow::Error::new(ConfigProblem(branch_gone(cx, branch, what)))
+    } else {
+        err
+    }
+}
+
+/// The one line naming a branch that is not on the remote, and the fix.
+pub(crate) fn branch_gone(cx: &GateCx, branch: &str, what: &str) -> String {
+    format!(
+        "{what} `{}` is not on the remote of `{}` ({}) (hint: push it again, then `orch task release {}`; or cancel the task: `orch advance {} --to cancelled`)",
+        branch, cx.repo.name, cx.repo.url, cx.task.id, cx.task.id
+    )
 }
 
 /// `orch merge-gate retest`, and the merge gate of `deploy-staging → deploy`.
@@ -137,7 +160,15 @@ fn take_merge_lock(cx: &mut GateCx, repo: &str) -> Result<MergeLock> {
             LockAttempt::Reclaim(row) => {
                 let why = format!("merge-lock holder {} is dead", row.describe());
                 let holder = row.owner_id();
-                if !routing::finish_runs_of_dead_holder(cx.store, cx.config, &holder, &why)? {
+                let done = routing::finish_runs_of_dead_holder(cx.store, cx.config, &holder, &why)?;
+                cx.ui.note(format!(
+                    "task `{}`: taking over the merge lock of `{repo}` from dead holder {}: {} run(s) finished, {} process(es) killed",
+                    cx.task.id,
+                    crate::ui::plain(&row.describe()),
+                    done.finished,
+                    done.killed
+                ));
+                if !done.all_done {
                     return Ok(MergeLock::Busy(format!(
                         "{} (dead, but its run could not be shown finished)",
                         row.describe()
@@ -239,6 +270,7 @@ fn run_suite(cx: &mut GateCx, clone: &Repo) -> Result<GateResult> {
             merge_lock: Some(&repo),
         },
     )?;
+    crate::fault::point("merge.after_retest");
     let mut result = GateResult::new(GATE, classify_run(&run));
     result.run_id = run.run_id;
     if let runner::RunOutcome::Timeout { evidence } = &run.outcome {

@@ -12,5 +12,5 @@ mod result;
 pub(crate) mod worktree;
 
 pub(crate) use crate::outcome::{GateKind, InfraKind, Verdict};
-pub(crate) use registry::{edge_gates, run};
+pub(crate) use registry::{edge_gates, preflight, run};
 pub(crate) use result::{classify_run, last_line, GateCx, GateResult};

@@ -1,10 +1,17 @@
-//! The gate registry `QG_CHECKS`: which gates guard which edge, in the order they run.
+//! The gate registry `QG_CHECKS`: which gates guard which edge, in the order they run; the
+//! preflight of an edge; and `run`, past which no gate raises.
 //!
 //! Gates sit on the side-effectful edges and run in registry order between the lease and the CAS.
-//! A gate never panics and never raises past `run`: whatever goes wrong becomes a `Verdict`.
+//! A gate never panics and never raises past `run`: an error becomes an `other` infra verdict, a
+//! `ConfigProblem` a `config` verdict, and a panic is caught and becomes an `other` verdict (the
+//! merge lock given back), so the step ends on its normal path.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+use super::merge::branch_gone;
 use super::{checks, merge, merge_verify, GateCx, GateResult};
-use crate::outcome::{GateKind, InfraKind, Verdict};
+use crate::outcome::{ConfigProblem, GateKind, InfraKind, Verdict};
 use crate::stages::{Edge, Stage};
 
 /// `QG_CHECKS`: the gates of each guarded edge, in the order they run.
@@ -30,22 +37,195 @@ pub(crate) fn edge_gates(edge: Edge) -> &'static [GateKind] {
         .map_or(&[], |(_, _, gates)| gates)
 }
 
-/// Runs one gate. Never fails: an error becomes an `other` infra verdict.
+/// Runs one gate. Never fails and never unwinds: an error becomes an `other` infra verdict (a
+/// `ConfigProblem` a `config` one), a panic an `other` verdict naming it.
 pub(crate) fn run(gate: GateKind, cx: &mut GateCx) -> GateResult {
-    let result = match gate {
+    let ran = catch_unwind(AssertUnwindSafe(|| match gate {
         GateKind::Security => checks::security(cx),
         GateKind::Merge => merge::retest(cx),
         GateKind::Coverage => checks::coverage(cx),
         GateKind::ImageFreshness => checks::image_freshness(cx),
         GateKind::MergeVerify => merge_verify::verify(cx),
+    }));
+    let result = match ran {
+        Ok(result) => result,
+        Err(payload) => {
+            // Whatever the gate held besides the lease (which the edge gives back) goes too.
+            let repo = cx.task.repo.clone();
+            let _ = crate::merge_lock::release(cx.store, &repo, &cx.lease);
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".into());
+            return GateResult::new(
+                gate,
+                Verdict::Infra {
+                    kind: InfraKind::Other,
+                    reason: format!("the {gate} gate panicked: {what}"),
+                },
+            );
+        }
     };
     result.unwrap_or_else(|err| {
-        GateResult::new(
-            gate,
-            Verdict::Infra {
+        let verdict = match err.chain().find_map(|e| e.downcast_ref::<ConfigProblem>()) {
+            Some(problem) => Verdict::Config {
+                reason: problem.0.clone(),
+            },
+            None => Verdict::Infra {
                 kind: InfraKind::Other,
                 reason: format!("{err:#}"),
             },
-        )
+        };
+        GateResult::new(gate, verdict)
     })
+}
+
+/// The preflight of a gated edge, before anything is spent: problems no retry fixes, as a
+/// `config` result of the gate they stop. The task's branch must be on the remote for the gates
+/// that judge it (`deploy-staging → deploy`; merge-verify judges the re-tested head, and a forge
+/// may delete a merged branch); the program each configured command starts must be on the PATH
+/// it will get. Anything the preflight cannot judge (a remote that does not answer, shell syntax)
+/// is left to the gate.
+pub(crate) fn preflight(gates: &[GateKind], cx: &GateCx) -> Option<GateResult> {
+    let judges_branch = [GateKind::Security, GateKind::Merge, GateKind::Coverage];
+    if let Some(first) = gates.iter().find(|g| judges_branch.contains(g)) {
+        let (url, branch) = (&cx.repo.url, &cx.task.branch);
+        if let Ok(false) = crate::git::remote_has_branch(url, branch) {
+            return Some(GateResult::new(
+                *first,
+                Verdict::Config {
+                    reason: branch_gone(cx, branch, "the task branch"),
+                },
+            ));
+        }
+    }
+    let path = gate_path(cx);
+    for &gate in gates {
+        let Some((key, command)) = command_of(gate, cx) else {
+            continue;
+        };
+        let Some(why) = cannot_start(command, &path) else {
+            continue;
+        };
+        return Some(GateResult::new(
+            gate,
+            Verdict::Config {
+                reason: format!(
+                    "{why} (the program {key} starts; hint: install it, or set {key} to a program that is, then `orch task release {}`)",
+                    cx.task.id
+                ),
+            },
+        ));
+    }
+    None
+}
+
+/// The configured command of a gate, with its key; `None` when the gate is skipped.
+fn command_of<'a>(gate: GateKind, cx: &'a GateCx) -> Option<(&'static str, &'a str)> {
+    let c = cx.config;
+    match gate {
+        GateKind::Security => c
+            .security_cmd
+            .as_deref()
+            .map(|s| ("ORCH_SECURITY_GATE_CMD", s)),
+        GateKind::Merge => Some(("ORCH_MERGE_RETEST_CMD", c.merge_retest_cmd.as_str())),
+        GateKind::Coverage => c.coverage_cmd.as_deref().map(|s| ("ORCH_COVERAGE_CMD", s)),
+        GateKind::ImageFreshness => c
+            .image_freshness_cmd
+            .as_deref()
+            .map(|s| ("ORCH_IMAGE_FRESHNESS_CMD", s)),
+        GateKind::MergeVerify => c.merge_cmd.as_deref().map(|s| ("ORCH_MERGE_CMD", s)),
+    }
+}
+
+/// The PATH a gate command gets (`config::gate_env`; the merge command keeps orch's, which is
+/// the same variable), or the shell's default when there is none.
+fn gate_path(cx: &GateCx) -> String {
+    crate::config::gate_env(cx.config.gate_env_pass.as_deref())
+        .into_iter()
+        .find(|(k, _)| k == "PATH")
+        .map_or_else(|| "/usr/local/bin:/usr/bin:/bin".into(), |(_, v)| v)
+}
+
+/// Words `sh -c` gives a meaning of its own: a keyword or a builtin is not a program to find.
+const SHELL_WORDS: &[&str] = &[
+    "!", ".", ":", "[", "alias", "bg", "break", "case", "cd", "command", "continue", "do", "done",
+    "echo", "elif", "else", "esac", "eval", "exec", "exit", "export", "false", "fg", "fi", "for",
+    "function", "getopts", "hash", "if", "in", "jobs", "kill", "local", "printf", "pwd", "read",
+    "readonly", "return", "select", "set", "shift", "test", "then", "time", "times", "trap",
+    "true", "type", "ulimit", "umask", "unalias", "unset", "until", "wait", "while",
+];
+
+/// Why the first word of `command` (run by `sh -c` with `path`) cannot start, when that can be
+/// judged: a plain program name not found on `path`, or an absolute path that is missing or not
+/// executable. `None` for anything else (shell syntax, a builtin, a path relative to the working
+/// copy, a PATH with a relative entry).
+pub(crate) fn cannot_start(command: &str, path: &str) -> Option<String> {
+    let word = command.split_whitespace().next()?;
+    const SYNTAX: &[char] = &[
+        '=', '$', '`', '\'', '"', '\\', '(', ')', '{', '}', ';', '&', '|', '<', '>', '*', '?', '[',
+        ']', '~', '#',
+    ];
+    if word.contains(SYNTAX) || SHELL_WORDS.contains(&word) {
+        return None;
+    }
+    if word.contains('/') {
+        if !word.starts_with('/') {
+            return None;
+        }
+        return match std::fs::metadata(word) {
+            Err(_) => Some(format!("`{word}` does not exist")),
+            Ok(meta) if !is_executable(&meta) => Some(format!("`{word}` is not executable")),
+            Ok(_) => None,
+        };
+    }
+    let dirs: Vec<&str> = path.split(':').collect();
+    if dirs.iter().any(|d| !d.starts_with('/')) {
+        return None;
+    }
+    let found = dirs.iter().any(|dir| {
+        std::fs::metadata(Path::new(dir).join(word)).is_ok_and(|meta| is_executable(&meta))
+    });
+    (!found).then(|| format!("`{word}` is not found on the gate's PATH ({path})"))
+}
+
+fn is_executable(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.is_file() && meta.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cannot_start;
+
+    #[test]
+    fn the_preflight_judges_only_the_first_word_it_can() {
+        let path = "/usr/bin:/bin";
+        assert_eq!(cannot_start("sh -c true", path), None);
+        assert!(cannot_start("no-such-program-xyz --all", path)
+            .unwrap()
+            .contains("not found"));
+        assert!(cannot_start("/no/such/scanner", path)
+            .unwrap()
+            .contains("does not exist"));
+        let plain_file = tempfile::NamedTempFile::new().unwrap();
+        let plain_file = plain_file.path().display().to_string();
+        assert!(cannot_start(&plain_file, path)
+            .unwrap()
+            .contains("not executable"));
+        for skipped in [
+            "FOO=1 no-such-program-xyz",
+            "(no-such-program-xyz)",
+            "{ no-such-program-xyz; }",
+            "if true; then no-such-program-xyz; fi",
+            "cd . && no-such-program-xyz",
+            "./relative/scan.sh",
+            "$SCANNER",
+            "",
+        ] {
+            assert_eq!(cannot_start(skipped, path), None, "{skipped}");
+        }
+        assert_eq!(cannot_start("no-such-program-xyz", "bin:/usr/bin"), None);
+    }
 }

@@ -113,6 +113,14 @@ pub(crate) fn classify_run(result: &RunResult) -> Verdict {
             reason: "the reaper finished this run first (older than ORCH_REAPER_MAX_RUNNING_S) and killed its group".into(),
         };
     }
+    if let Some(why) = could_not_start(result) {
+        // The one rule for every gate: a program that cannot start says nothing about the code
+        // it was to judge. Infra (other), never red.
+        return Verdict::Infra {
+            kind: InfraKind::Other,
+            reason: format!("the command could not start: {why}"),
+        };
+    }
     match &result.outcome {
         RunOutcome::Passed => Verdict::Passed {
             detail: format!("passed in {:.1}s", result.wall.as_secs_f64()),
@@ -140,6 +148,31 @@ pub(crate) fn classify_run(result: &RunResult) -> Verdict {
             reason: reason.clone(),
         },
         RunOutcome::Cancelled { signal } => Verdict::Cancelled { signal: *signal },
+    }
+}
+
+/// Why a run's program could not start: a spawn errno, or the shell's own 127 (not found) and
+/// 126 (not executable) — every gate command runs through `sh -c`. Only for a run that ended on
+/// its own with a failing status (a timeout or a cancellation decides first).
+fn could_not_start(result: &RunResult) -> Option<String> {
+    if !matches!(result.outcome, RunOutcome::Red | RunOutcome::Other { .. }) {
+        return None;
+    }
+    let said = last_line(&result.output);
+    let said = if said.is_empty() {
+        String::new()
+    } else {
+        format!(": {said}")
+    };
+    match (result.start_errno, result.exit_status) {
+        (Some(errno), _) if errno == nix::libc::ENOENT => Some("the program is not found".into()),
+        (Some(errno), _) if errno == nix::libc::EACCES => {
+            Some("the program is not executable".into())
+        }
+        (Some(errno), _) => Some(format!("errno {errno}")),
+        (None, Some(127)) => Some(format!("exit 127, a program is not found{said}")),
+        (None, Some(126)) => Some(format!("exit 126, a program is not executable{said}")),
+        _ => None,
     }
 }
 

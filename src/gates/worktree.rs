@@ -87,17 +87,47 @@ pub(crate) fn with_worktree(
             ))
         }
     };
-    let result = f(cx, &worktree);
-    // Opened again: whatever ran meanwhile gets no say in how the worktree is removed.
-    match self::mirror(cx) {
-        Ok(mirror) => {
-            let _ = mirror.repo.remove_worktree(&path);
-        }
-        Err(_) => {
-            let _ = std::fs::remove_dir_all(&path);
+    let _removed = Removed::Worktree {
+        state_dir: cx.config.state_dir(),
+        repo: cx.repo.name.clone(),
+        path,
+    };
+    f(cx, &worktree)
+}
+
+/// What a gate made on disk, removed when the gate ends — on every path, a panic included.
+enum Removed {
+    /// A worktree of orch's mirror, removed through the mirror opened again (whatever ran
+    /// meanwhile gets no say in how it is removed).
+    Worktree {
+        state_dir: PathBuf,
+        repo: String,
+        path: PathBuf,
+    },
+    /// A directory of its own (a throwaway clone, an empty directory).
+    Dir(PathBuf),
+}
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        match self {
+            Removed::Worktree {
+                state_dir,
+                repo,
+                path,
+            } => match Mirror::open(state_dir, repo) {
+                Ok(mirror) => {
+                    let _ = mirror.repo.remove_worktree(path);
+                }
+                Err(_) => {
+                    let _ = std::fs::remove_dir_all(path);
+                }
+            },
+            Removed::Dir(path) => {
+                let _ = std::fs::remove_dir_all(path);
+            }
         }
     }
-    result
 }
 
 /// Runs `f` in a throwaway clone of `commit` outside the state directory (what a gate command
@@ -120,9 +150,8 @@ pub(crate) fn with_clone(
             ));
         }
     };
-    let result = f(cx, &clone);
-    let _ = std::fs::remove_dir_all(&path);
-    result
+    let _removed = Removed::Dir(path);
+    f(cx, &clone)
 }
 
 /// Runs `f` in a fresh empty directory (a command that needs no working copy: the image
@@ -142,9 +171,8 @@ pub(crate) fn with_empty_dir(
     let prefix = if under_state { "" } else { CLONE_PREFIX };
     let dir = parent.join(format!("{prefix}{}", work_name(cx, gate)));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating `{}`", dir.display()))?;
-    let result = f(cx, &dir);
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    let _removed = Removed::Dir(dir.clone());
+    f(cx, &dir)
 }
 
 /// A gate command to run.

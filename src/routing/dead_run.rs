@@ -89,16 +89,36 @@ pub(crate) fn finish_runs_of_dead_holder(
     config: &Config,
     holder: &OwnerId,
     why: &str,
-) -> Result<bool> {
+) -> Result<HolderRuns> {
     let runs = store.read().unfinished_runs_of(holder)?;
-    let mut all_done = true;
+    let mut done = HolderRuns {
+        finished: 0,
+        killed: 0,
+        all_done: true,
+    };
     for run in &runs {
         // The caller judged the holder dead; for a holder elsewhere that means its TTL passed.
-        let finished =
-            finish_dead_run(store, config, run, why, Elsewhere::FinishUnsignalled, None)?;
-        all_done &= !matches!(finished, DeadRun::Survivors);
+        match finish_dead_run(store, config, run, why, Elsewhere::FinishUnsignalled, None)? {
+            DeadRun::Reaped(reaped) => {
+                done.finished += 1;
+                done.killed += reaped.killed.len();
+            }
+            DeadRun::Survivors => done.all_done = false,
+            DeadRun::FinishedElsewhere => {}
+        }
     }
-    Ok(all_done)
+    Ok(done)
+}
+
+/// What finishing a dead holder's runs came to, for the one line a take-over prints.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct HolderRuns {
+    /// Runs this process finished.
+    pub finished: usize,
+    /// Processes killed in their groups.
+    pub killed: usize,
+    /// Every run is finished (false: a group could not be shown empty; back off).
+    pub all_done: bool,
 }
 
 /// Routes a run this process just closed, inside that transaction: a gate run whose task is still
@@ -150,7 +170,6 @@ fn route_reaped(
         edge,
         gate,
         budget_key: &budget_key,
-        actor: "orch reap",
     };
     let routed = requeue::route_infra(db, &cx, &format!("run {} reaped: {why}", run.id))?;
     held.release_in(db)?;

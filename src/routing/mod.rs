@@ -7,6 +7,9 @@ pub(crate) mod hold;
 pub(crate) mod requeue;
 pub(crate) mod rollback;
 
-pub(crate) use dead_run::{finish_dead_run, finish_runs_of_dead_holder, DeadRun};
+/// The actor orch records for the HOLDs it raises itself (exhaustion, no proof, config).
+pub(crate) const ORCH_ACTOR: &str = "orch";
+
+pub(crate) use dead_run::{finish_dead_run, finish_runs_of_dead_holder, DeadRun, HolderRuns};
 pub(crate) use requeue::{BudgetKey, Requeued, RouteCx};
 pub(crate) use rollback::{rollback_stage_cas, Rollback, Seen};

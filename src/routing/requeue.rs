@@ -33,6 +33,9 @@ pub(crate) struct Requeued {
     pub due_at: Option<i64>,
     /// The alert raised on exhaustion (delivered after the commit).
     pub alert_key: Option<String>,
+    /// Whether this routing put the task on HOLD (false when it already was: a HOLD is never
+    /// reported that was not written).
+    pub held: bool,
     #[serde(skip)]
     pub exit: Exit,
 }
@@ -48,8 +51,6 @@ pub(crate) struct RouteCx<'a> {
     pub edge: Edge,
     pub gate: GateKind,
     pub budget_key: &'a BudgetKey,
-    /// Who routes: the actor of the step, `orch reap`, …
-    pub actor: &'a str,
 }
 
 fn due_row(
@@ -109,6 +110,7 @@ pub(crate) fn defer_or_infra(db: &Db, cx: &RouteCx, reason: &str) -> Result<Requ
             of: max,
             due_at: Some(row.due_at),
             alert_key: None,
+            held: false,
             exit: Exit::Infra,
         });
     }
@@ -144,6 +146,7 @@ pub(crate) fn route_infra(db: &Db, cx: &RouteCx, reason: &str) -> Result<Requeue
             of,
             due_at: Some(row.due_at),
             alert_key: None,
+            held: false,
             exit: Exit::Infra,
         });
     }
@@ -151,8 +154,19 @@ pub(crate) fn route_infra(db: &Db, cx: &RouteCx, reason: &str) -> Result<Requeue
         format!("infra retries exhausted on {name} (attempt {attempt} of {of}): {reason}");
     db.mark_budget_exhausted(&task.id, edge, base_tip, now)?;
     db.delete_requeue(&task.id)?;
-    db.set_hold(Some(cx.expected), &task.id, &hold_reason, cx.actor, now)?;
-    db.count(Counter::HoldsRaised, 1)?;
+    // Under the kill-switch the HOLD is the plain write, like every other write there: it lands
+    // wherever the task is now (a human may have moved it while the gate ran).
+    let guarded = cx.config.lease_applies(&task.repo);
+    let held = db.set_hold(
+        guarded.then_some(cx.expected),
+        &task.id,
+        &hold_reason,
+        super::ORCH_ACTOR,
+        now,
+    )?;
+    if held {
+        db.count(Counter::HoldsRaised, 1)?;
+    }
     // One alert per episode: a release starts a new one, even on the same branch tip.
     let episode = db.releases(&task.id)?;
     let key = format!("infra-exhausted/{}/{name}/{base_tip}/{episode}", task.id);
@@ -176,6 +190,7 @@ pub(crate) fn route_infra(db: &Db, cx: &RouteCx, reason: &str) -> Result<Requeue
         of,
         due_at: None,
         alert_key: Some(key),
+        held,
         exit: Exit::Exhausted,
     })
 }

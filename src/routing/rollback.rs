@@ -63,11 +63,12 @@ pub(crate) fn rollback_stage_cas(
             "developer retries spent ({} of {}): {reason}",
             task.dev_retries, config.max_dev_retries
         );
+        // orch decides this HOLD, whoever ran the gate.
         let set = db.set_hold(
             guarded.then_some(expected),
             seen.task_id,
             &hold_reason,
-            actor,
+            super::ORCH_ACTOR,
             now,
         )?;
         if !set {

@@ -4,6 +4,7 @@
 mod invariants;
 mod support;
 
+mod classify;
 #[cfg(feature = "fault-injection")]
 mod crash;
 mod demo;

@@ -1,0 +1,539 @@
+//! Honest classification (issue 14): a problem no retry fixes is `config` (HOLD, one alert, exit
+//! 12, its re-queue dropped); a program that cannot start is infra for every gate; a HOLD placed
+//! while a gate runs is exit 6; the actor of cron's and orch's own writes; a take-over says so;
+//! every gate message names its run; a panicking gate is an infra verdict.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::support::{pid_start_time, wait_until, Fixture, Out, Sandbox};
+
+const PYTEST: &str = "python3 -m pytest -q -p no:cacheprovider";
+
+fn env_with(extra: &[(&str, String)]) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vec![
+        ("ORCH_MERGE_RETEST_CMD".into(), PYTEST.into()),
+        ("ORCH_MERGE_RETEST_TIMEOUT_S".into(), "60".into()),
+        ("ORCH_KILL_GRACE_S".into(), "1".into()),
+        ("ORCH_MERGE_INFRA_RETRY_BACKOFF_S".into(), "1".into()),
+        ("ORCH_MERGE_DEFER_DELAY_S".into(), "1".into()),
+        ("ORCH_MERGE_DEFER_MAX_ATTEMPTS".into(), "100".into()),
+    ];
+    for (k, v) in extra {
+        env.retain(|(key, _)| key != k);
+        env.push((k.to_string(), v.clone()));
+    }
+    env
+}
+
+fn run(sb: &Sandbox, args: &[&str], env: &[(String, String)]) -> Out {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    sb.run_env(args, &env)
+}
+
+/// The one line a step printed on stdout (its message).
+#[track_caller]
+fn one_line(out: &Out) -> String {
+    assert_eq!(out.stdout.lines().count(), 1, "stdout: {}", out.stdout);
+    out.stdout.trim().to_string()
+}
+
+/// Asserts the task is on HOLD by `orch` at `stage` with one alert and no re-queue, no
+/// transition and no developer retry: what a `config` outcome leaves.
+#[track_caller]
+fn assert_config_hold(sb: &Sandbox, id: &str, stage: &str, names: &str) {
+    assert_eq!(sb.stage_of(id).0, stage);
+    let reason = sb.sqlite(&format!("SELECT hold_reason FROM tasks WHERE id = '{id}'"));
+    assert!(reason.contains(names), "hold reason: {reason}");
+    assert_eq!(
+        sb.sqlite(&format!(
+            "SELECT actor || '|' || action FROM holds WHERE task_id = '{id}'"
+        )),
+        "orch|hold"
+    );
+    assert_eq!(
+        sb.sqlite(&format!(
+            "SELECT count(*) FROM alerts WHERE task_id = '{id}'"
+        )),
+        "1"
+    );
+    assert_eq!(
+        sb.sqlite(&format!(
+            "SELECT count(*) FROM requeues WHERE task_id = '{id}'"
+        )),
+        "0"
+    );
+    assert_eq!(
+        sb.sqlite(&format!("SELECT dev_retries FROM tasks WHERE id = '{id}'")),
+        "0"
+    );
+    assert_eq!(
+        sb.sqlite("SELECT count(*) FROM edge_budgets WHERE infra_attempts > 0"),
+        "0",
+        "no infra budget spent"
+    );
+    assert_eq!(
+        sb.sqlite(&format!(
+            "SELECT count(*) FROM gate_events WHERE task_id = '{id}' AND outcome = 'config'"
+        )),
+        "1"
+    );
+}
+
+#[test]
+fn a_branch_gone_from_the_remote_is_a_config_hold_never_a_pass() {
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    let tip = fx.commit_branch("feat/gone", "main", &[("notes.txt", "g\n")], "g");
+    fx.add_task(&sb, "GONE", "feat/gone", "testing");
+    let env = env_with(&[]);
+    // The mirror fetched the branch once (its tracking ref exists), then the forge deleted it.
+    run(
+        &sb,
+        &[
+            "advance",
+            "GONE",
+            "--to",
+            "deploy-staging",
+            "--validated-sha",
+            &tip,
+        ],
+        &env,
+    )
+    .expect(0);
+    crate::support::git(&fx.remote, &["update-ref", "-d", "refs/heads/feat/gone"]);
+    let out = run(&sb, &["advance", "GONE", "--to", "deploy"], &env).expect(12);
+    let line = one_line(&out);
+    assert!(line.contains("feat/gone"), "{line}");
+    assert!(line.contains("not on the remote"), "{line}");
+    assert!(line.contains("hint:"), "{line}");
+    assert!(line.contains("on HOLD, one alert raised"), "{line}");
+    assert_config_hold(&sb, "GONE", "deploy-staging", "not on the remote");
+    assert_eq!(sb.sqlite("SELECT count(*) FROM runs"), "0", "no gate ran");
+    fx.assert_no_target_push();
+}
+
+#[test]
+fn a_gate_program_missing_from_path_is_a_config_hold_and_its_requeue_is_dropped() {
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    fx.commit_branch("feat/m", "main", &[("notes.txt", "m\n")], "m");
+    fx.add_task(&sb, "MISS", "feat/m", "deploy-staging");
+    // First an infra outcome a retry can fix: a timed-out scan, re-queued.
+    let env = env_with(&[
+        ("ORCH_SECURITY_GATE_CMD", "sleep 30".into()),
+        ("ORCH_SECURITY_GATE_TIMEOUT_S", "1".into()),
+    ]);
+    run(&sb, &["advance", "MISS", "--to", "deploy"], &env).expect(11);
+    assert_eq!(
+        sb.sqlite("SELECT count(*) FROM requeues WHERE task_id = 'MISS'"),
+        "1"
+    );
+    sb.sqlite("UPDATE requeues SET due_at = 0, due_boot_ms = 0");
+    sb.sqlite("DELETE FROM edge_budgets");
+    // Then cron runs it with a scanner that is not installed.
+    let env = env_with(&[(
+        "ORCH_SECURITY_GATE_CMD",
+        "no-such-scanner-xyz --all .".into(),
+    )]);
+    let runs_before = sb.sqlite("SELECT count(*) FROM runs");
+    let out = run(&sb, &["advance", "--next"], &env).expect(12);
+    let line = one_line(&out);
+    assert!(line.contains("`no-such-scanner-xyz`"), "{line}");
+    assert!(line.contains("ORCH_SECURITY_GATE_CMD"), "{line}");
+    assert_config_hold(&sb, "MISS", "deploy-staging", "no-such-scanner-xyz");
+    assert_eq!(sb.sqlite("SELECT count(*) FROM runs"), runs_before);
+    // Nothing left for cron to re-claim every minute.
+    let out = run(&sb, &["advance", "--next"], &env).expect(0);
+    assert!(out.stdout.contains("nothing due"), "{}", out.stdout);
+
+    // An absolute path that is not executable is the same problem.
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    fx.commit_branch("feat/n", "main", &[("notes.txt", "n\n")], "n");
+    fx.add_task(&sb, "NX", "feat/n", "deploy-staging");
+    let scanner = sb.path().join("scanner.sh");
+    std::fs::write(&scanner, "#!/bin/sh\nexit 0\n").unwrap();
+    let env = env_with(&[("ORCH_SECURITY_GATE_CMD", scanner.display().to_string())]);
+    let out = run(&sb, &["advance", "NX", "--to", "deploy"], &env).expect(12);
+    assert!(one_line(&out).contains("not executable"), "{}", out.stdout);
+    assert_config_hold(&sb, "NX", "deploy-staging", "not executable");
+}
+
+/// A gate, the environment that makes its program fail to start, and what its detail says.
+type Case = (&'static str, Vec<(&'static str, String)>, &'static str);
+
+#[test]
+fn a_gate_program_that_cannot_start_is_infra_for_every_gate() {
+    // Shell syntax the preflight does not judge, so the program's absence shows in the run.
+    let cases: [Case; 3] = [
+        (
+            "security",
+            vec![(
+                "ORCH_SECURITY_GATE_CMD",
+                "cd . && no-such-scanner-xyz".into(),
+            )],
+            "not found",
+        ),
+        (
+            "security",
+            vec![("ORCH_SECURITY_GATE_CMD", "cd . && ./scan.sh".into())],
+            "not executable",
+        ),
+        (
+            "merge",
+            vec![("ORCH_MERGE_RETEST_CMD", "cd . && no-such-pytest-xyz".into())],
+            "not found",
+        ),
+    ];
+    for (gate, extra, why) in cases {
+        let sb = Sandbox::new();
+        let fx = Fixture::new(&sb);
+        fx.commit_branch("feat/c", "main", &[("scan.sh", "#!/bin/sh\nexit 0\n")], "c");
+        fx.add_task(&sb, "C", "feat/c", "deploy-staging");
+        let out = run(
+            &sb,
+            &["advance", "C", "--to", "deploy", "--json"],
+            &env_with(&extra),
+        )
+        .expect(11);
+        let json = out.json();
+        let failed = json["gates"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(failed["gate"], gate, "{json}");
+        assert_eq!(failed["outcome"], "other", "{gate}: {json}");
+        assert!(
+            failed["detail"].as_str().unwrap().contains(why),
+            "{gate}: {json}"
+        );
+        assert_eq!(json["requeue"]["outcome"], "infra-requeued", "{json}");
+        assert_eq!(sb.stage_of("C"), ("deploy-staging".into(), 1));
+        assert_eq!(sb.sqlite("SELECT dev_retries FROM tasks"), "0");
+        assert_eq!(sb.sqlite("SELECT count(*) FROM transitions"), "0");
+        assert_eq!(sb.sqlite("SELECT count(*) FROM holds"), "0");
+    }
+}
+
+#[test]
+fn task_add_at_a_stage_that_needs_its_branch_refuses_a_branch_not_on_the_remote() {
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    sb.add_repo("app", fx.remote.to_str().unwrap());
+    let before = sb.dump();
+    for stage in ["deploy-staging", "deploy"] {
+        let out = sb
+            .run(&[
+                "task",
+                "add",
+                "EARLY",
+                "--repo",
+                "app",
+                "--branch",
+                "feat/not-yet",
+                "--stage",
+                stage,
+                "--force",
+                "--reason",
+                "migrated",
+            ])
+            .expect(2);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        assert!(out.stderr.contains("feat/not-yet"), "{}", out.stderr);
+        assert!(out.stderr.contains("not on the remote"), "{}", out.stderr);
+        assert!(out.stderr.contains("hint:"), "{}", out.stderr);
+        assert!(out.stdout.is_empty());
+        assert_eq!(sb.dump(), before, "{stage}: nothing written");
+    }
+    // Registered at `created` before its branch exists: valid (agents register work first).
+    sb.run(&[
+        "task",
+        "add",
+        "EARLY",
+        "--repo",
+        "app",
+        "--branch",
+        "feat/not-yet",
+    ])
+    .expect(0);
+    assert_eq!(sb.stage_of("EARLY"), ("created".into(), 1));
+    // Once pushed, a forced registration at deploy-staging is accepted.
+    fx.commit_branch("feat/there", "main", &[("t.txt", "t\n")], "t");
+    sb.run(&[
+        "task",
+        "add",
+        "LATE",
+        "--repo",
+        "app",
+        "--branch",
+        "feat/there",
+        "--stage",
+        "deploy-staging",
+        "--force",
+        "--reason",
+        "migrated",
+    ])
+    .expect(0);
+}
+
+#[test]
+fn kill_switch_exhaustion_while_a_human_moved_the_task_writes_the_hold_it_reports() {
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    fx.commit_branch("feat/k", "main", &[("notes.txt", "k\n")], "k");
+    fx.add_task(&sb, "K", "feat/k", "deploy-staging");
+    // The scan moves the task the way a human with sqlite3 would, then hangs until its timeout.
+    let scan = format!(
+        "sqlite3 -cmd '.timeout 30000' '{}' \"UPDATE tasks SET stage = 'development', version = version + 1 WHERE id = 'K'\"; sleep 30",
+        sb.db.display()
+    );
+    let env = env_with(&[
+        ("ORCH_TRANSITION_LEASE_ENABLED", "false".into()),
+        ("ORCH_MERGE_INFRA_RETRY_MAX", "0".into()),
+        ("ORCH_SECURITY_GATE_CMD", scan),
+        ("ORCH_SECURITY_GATE_TIMEOUT_S", "2".into()),
+    ]);
+    let out = run(&sb, &["advance", "K", "--to", "deploy"], &env).expect(12);
+    let line = one_line(&out);
+    assert!(line.contains("on HOLD, one alert raised"), "{line}");
+    // The plain write: the HOLD lands wherever the task is now.
+    assert_eq!(sb.stage_of("K"), ("development".into(), 2));
+    let reason = sb.sqlite("SELECT hold_reason FROM tasks WHERE id = 'K'");
+    assert!(reason.contains("infra retries exhausted"), "{reason}");
+    assert_eq!(
+        sb.sqlite("SELECT actor || '|' || action FROM holds WHERE task_id = 'K'"),
+        "orch|hold"
+    );
+    assert_eq!(sb.sqlite("SELECT count(*) FROM alerts"), "1");
+    assert_eq!(sb.sqlite("SELECT count(*) FROM requeues"), "0");
+}
+
+/// `orch advance … --to deploy` started in the background.
+fn spawn_advance(sb: &Sandbox, id: &str, env: &[(String, String)]) -> std::process::Child {
+    let mut cmd = sb.orch();
+    // `-q`: the error line is all it prints.
+    cmd.args(["-q", "advance", id, "--to", "deploy"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+#[test]
+fn a_hold_placed_while_a_gate_runs_is_exit_6_for_red_and_timeout() {
+    for (kind, tail, timeout) in [("red", "exit 1", "60"), ("timeout", "sleep 600", "10")] {
+        let sb = Sandbox::new();
+        let fx = Fixture::new(&sb);
+        fx.commit_branch("feat/h", "main", &[("notes.txt", "h\n")], "h");
+        fx.add_task(&sb, "H", "feat/h", "deploy-staging");
+        let started = sb.path().join("started");
+        let go = sb.path().join("go");
+        let scan = format!(
+            "touch '{}'; while [ ! -e '{}' ]; do sleep 0.05; done; {tail}",
+            started.display(),
+            go.display()
+        );
+        let env = env_with(&[
+            ("ORCH_SECURITY_GATE_CMD", scan),
+            ("ORCH_SECURITY_GATE_TIMEOUT_S", timeout.into()),
+        ]);
+        let child = spawn_advance(&sb, "H", &env);
+        wait_until("the scan to start", Duration::from_secs(60), || {
+            started.exists()
+        });
+        sb.run(&["task", "hold", "H", "--reason", "a human looks"])
+            .expect(0);
+        std::fs::write(&go, "").unwrap();
+        let out = Out::from(child.wait_with_output().unwrap()).expect(6);
+        assert_eq!(out.stderr.lines().count(), 1, "{kind}: {}", out.stderr);
+        assert!(out.stderr.contains("is on HOLD"), "{kind}: {}", out.stderr);
+        assert!(!out.stderr.contains("lost its lease"), "{}", out.stderr);
+        assert_eq!(sb.stage_of("H"), ("deploy-staging".into(), 1), "{kind}");
+        assert_eq!(sb.sqlite("SELECT count(*) FROM transitions"), "0");
+        assert_eq!(sb.sqlite("SELECT count(*) FROM requeues"), "0", "{kind}");
+        assert_eq!(sb.sqlite("SELECT count(*) FROM gate_events"), "0", "{kind}");
+        assert_eq!(sb.sqlite("SELECT dev_retries FROM tasks"), "0");
+        assert_eq!(sb.sqlite("SELECT count(*) FROM transition_lease"), "0");
+        assert_eq!(
+            sb.sqlite("SELECT count(*) FROM runs WHERE finished_at IS NULL"),
+            "0"
+        );
+    }
+}
+
+#[test]
+fn cron_and_orch_are_recorded_as_the_actors_of_their_own_writes() {
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    fx.commit_branch("feat/a", "main", &[("notes.txt", "a\n")], "a");
+    fx.add_task(&sb, "A", "feat/a", "deploy-staging");
+    let hang = env_with(&[
+        ("ORCH_SECURITY_GATE_CMD", "sleep 30".into()),
+        ("ORCH_SECURITY_GATE_TIMEOUT_S", "1".into()),
+    ]);
+    run(&sb, &["advance", "A", "--to", "deploy"], &hang).expect(11);
+    sb.sqlite("UPDATE requeues SET due_at = 0, due_boot_ms = 0");
+    run(&sb, &["advance", "--next"], &env_with(&[])).expect(0);
+    assert_eq!(
+        sb.sqlite("SELECT actor FROM transitions WHERE to_stage = 'deploy'"),
+        "cron"
+    );
+    let show = sb.run(&["task", "show", "A", "--json"]).expect(0).json();
+    assert!(show.to_string().contains("\"cron\""), "{show}");
+
+    // `--actor` overrides it.
+    fx.commit_branch("feat/b", "main", &[("notes.txt", "b\n")], "b");
+    fx.add_task(&sb, "B", "feat/b", "deploy-staging");
+    run(&sb, &["advance", "B", "--to", "deploy"], &hang).expect(11);
+    sb.sqlite("UPDATE requeues SET due_at = 0, due_boot_ms = 0");
+    run(
+        &sb,
+        &["advance", "--next", "--actor", "ci-bot"],
+        &env_with(&[]),
+    )
+    .expect(0);
+    assert_eq!(
+        sb.sqlite("SELECT actor FROM transitions WHERE task_id = 'B' AND to_stage = 'deploy'"),
+        "ci-bot"
+    );
+
+    // An exhausted budget is orch's HOLD, whoever ran the step.
+    fx.commit_branch("feat/e", "main", &[("notes.txt", "e\n")], "e");
+    fx.add_task(&sb, "E", "feat/e", "deploy-staging");
+    let mut exhaust = hang.clone();
+    exhaust.push(("ORCH_MERGE_INFRA_RETRY_MAX".into(), "0".into()));
+    run(
+        &sb,
+        &["advance", "E", "--to", "deploy", "--actor", "alice"],
+        &exhaust,
+    )
+    .expect(12);
+    assert_eq!(
+        sb.sqlite("SELECT actor FROM holds WHERE task_id = 'E'"),
+        "orch"
+    );
+}
+
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[test]
+fn taking_over_a_dead_holders_lease_says_so_in_one_line() {
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    fx.commit_branch("feat/t", "main", &[("notes.txt", "t\n")], "t");
+    fx.add_task(&sb, "T", "feat/t", "deploy-staging");
+    let mut dead = Command::new("true").spawn().unwrap();
+    let pid = dead.id() as i32;
+    let start = pid_start_time(pid);
+    dead.wait().unwrap();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let now = now_ms();
+    sb.sqlite(&format!(
+        "INSERT INTO transition_lease (task_id, owner, owner_pid, owner_pid_start, boot_id, pid_ns,
+             host, acquired_at, renewed_at, expires_at, renewed_boot_ms, ttl_ms)
+         VALUES ('T', 'ghost (test)', {pid}, {start}, '{}', '{}', '{}', {now}, {now}, {now} + 60000, 0, 60000)",
+        boot.trim(),
+        ns.display(),
+        host()
+    ));
+    let out = run(&sb, &["advance", "T", "--to", "deploy"], &env_with(&[])).expect(0);
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("took over"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    assert!(lines[0].contains(&format!("pid {pid}")), "{}", lines[0]);
+    assert!(lines[0].contains(&host()), "{}", lines[0]);
+    assert!(lines[0].contains("0 run(s) finished"), "{}", lines[0]);
+    assert!(lines[0].contains("0 process(es) killed"), "{}", lines[0]);
+    assert_eq!(sb.stage_of("T").0, "deploy");
+}
+
+#[test]
+fn every_gate_message_names_its_run() {
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    fx.commit_branch("feat/r", "main", &[("notes.txt", "r\n")], "r");
+    fx.add_task(&sb, "R", "feat/r", "deploy-staging");
+    // Timeout → re-queue.
+    let env = env_with(&[
+        ("ORCH_SECURITY_GATE_CMD", "sleep 30".into()),
+        ("ORCH_SECURITY_GATE_TIMEOUT_S", "1".into()),
+    ]);
+    let out = run(&sb, &["advance", "R", "--to", "deploy"], &env).expect(11);
+    let run_id = sb.sqlite("SELECT max(id) FROM runs");
+    assert!(
+        one_line(&out).contains(&format!("(run {run_id}: `orch run show {run_id}`)")),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        sb.sqlite("SELECT run_id FROM gate_events WHERE outcome = 'timeout'"),
+        run_id
+    );
+    // Red → rollback.
+    let env = env_with(&[("ORCH_SECURITY_GATE_CMD", "echo CVE; exit 1".into())]);
+    let out = run(&sb, &["advance", "R", "--to", "deploy", "--force"], &env).expect(10);
+    let run_id = sb.sqlite("SELECT max(id) FROM runs");
+    assert!(
+        one_line(&out).contains(&format!("(run {run_id}: `orch run show {run_id}`)")),
+        "{}",
+        out.stdout
+    );
+}
+
+#[cfg(feature = "fault-injection")]
+#[test]
+fn a_panicking_gate_is_an_infra_verdict_and_releases_lease_and_lock() {
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    fx.commit_branch("feat/p", "main", &[("notes.txt", "p\n")], "p");
+    fx.advance_remote_main(&[("main.txt", "m\n")], "main moves");
+    fx.add_task(&sb, "PANIC", "feat/p", "deploy-staging");
+    let mut env = env_with(&[]);
+    env.push(("FAULT_PANIC_AT".into(), "merge.after_retest".into()));
+    let out = run(&sb, &["advance", "PANIC", "--to", "deploy", "--json"], &env).expect(11);
+    let json = out.json();
+    assert_eq!(json["gates"][1]["gate"], "merge", "{json}");
+    assert_eq!(json["gates"][1]["outcome"], "other", "{json}");
+    assert!(
+        json["gates"][1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("panicked"),
+        "{json}"
+    );
+    assert_eq!(sb.stage_of("PANIC").0, "deploy-staging");
+    assert_eq!(sb.sqlite("SELECT count(*) FROM transition_lease"), "0");
+    assert_eq!(sb.sqlite("SELECT count(*) FROM merge_locks"), "0");
+    assert_eq!(
+        sb.sqlite("SELECT count(*) FROM runs WHERE finished_at IS NULL"),
+        "0"
+    );
+    assert_eq!(sb.sqlite("SELECT count(*) FROM requeues"), "1");
+    // The gate's throwaway clone went with the unwinding gate.
+    let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("orch-gate-PANIC-")
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
