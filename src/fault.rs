@@ -3,7 +3,8 @@
 //!
 //! With the feature, `FAULT_INJECT_AT=<point>` makes the process print one line naming the point
 //! and abort (SIGABRT) when it gets there, so a test can show it died exactly there.
-//! `FAULT_PAUSE_AT=<point>` pauses there instead — `FAULT_PAUSE_MS`, or until the file
+//! `FAULT_PANIC_AT=<point>` panics there instead, so a test can show a panic still ends the
+//! step's tree and prints one line. `FAULT_PAUSE_AT=<point>` pauses there instead — `FAULT_PAUSE_MS`, or until the file
 //! `FAULT_PAUSE_UNTIL` exists — so a test can change the world under it.
 //! (These names carry no `ORCH_` prefix on purpose: they are not configuration.)
 
@@ -31,6 +32,9 @@ pub fn point(name: &str) {
     if std::env::var("FAULT_INJECT_AT").as_deref() == Ok(name) {
         eprintln!("orch: fault-injection: abort at {name}");
         std::process::abort();
+    }
+    if std::env::var("FAULT_PANIC_AT").as_deref() == Ok(name) {
+        panic!("fault-injection: panic at {name}");
     }
     if std::env::var("FAULT_PAUSE_AT").as_deref() == Ok(name) {
         let ms = std::env::var("FAULT_PAUSE_MS")
