@@ -2,8 +2,8 @@
 //! the checks: every value parses, the invariants of `Config::invariant_violations` hold, `git` and
 //! the program of each configured command are found on PATH, and the database passes
 //! `PRAGMA quick_check`. Exits 2 when something is wrong, with a fix for each problem; exits 3
-//! when the database is missing (it still prints everything else and creates nothing: only
-//! `orch repo add` creates a database). With `-q` it prints only the problems.
+//! when the missing database is the only problem (it still prints everything else and creates
+//! nothing: only `orch repo add` creates a database). With `-q` it prints only the problems.
 
 use std::path::{Path, PathBuf};
 
@@ -100,10 +100,12 @@ pub(crate) fn run(ctx: &Context, _args: DoctorArgs) -> Result<Exit> {
     } else {
         print_text(ctx, &report);
     }
-    Ok(if missing {
-        Exit::NotFound
-    } else if report.ok {
+    // A configuration problem comes first (2); a missing database that is the only problem is
+    // "not found" (3), like every other command on it.
+    Ok(if report.ok {
         Exit::Ok
+    } else if missing && report.problems.len() == 1 {
+        Exit::NotFound
     } else {
         Exit::Usage
     })
