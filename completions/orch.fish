@@ -26,7 +26,7 @@ end
 
 complete -c orch -n "__fish_orch_needs_command" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
 complete -c orch -n "__fish_orch_needs_command" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c orch -n "__fish_orch_needs_command" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_needs_command" -s q -l quiet -d 'Print nothing when the command succeeds (exit 0); errors, warnings and the output of a command that fails still print. `--json` still prints its document'
 complete -c orch -n "__fish_orch_needs_command" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orch -n "__fish_orch_needs_command" -s V -l version -d 'Print version'
@@ -43,7 +43,7 @@ complete -c orch -n "__fish_orch_needs_command" -f -a "reap" -d 'The cron job: f
 complete -c orch -n "__fish_orch_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c orch -n "__fish_orch_using_subcommand repo; and not __fish_seen_subcommand_from add list show remove set unset help" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
 complete -c orch -n "__fish_orch_using_subcommand repo; and not __fish_seen_subcommand_from add list show remove set unset help" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c orch -n "__fish_orch_using_subcommand repo; and not __fish_seen_subcommand_from add list show remove set unset help" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand repo; and not __fish_seen_subcommand_from add list show remove set unset help" -s q -l quiet -d 'Print nothing when the command succeeds (exit 0); errors, warnings and the output of a command that fails still print. `--json` still prints its document'
 complete -c orch -n "__fish_orch_using_subcommand repo; and not __fish_seen_subcommand_from add list show remove set unset help" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_using_subcommand repo; and not __fish_seen_subcommand_from add list show remove set unset help" -s h -l help -d 'Print help'
 complete -c orch -n "__fish_orch_using_subcommand repo; and not __fish_seen_subcommand_from add list show remove set unset help" -s V -l version -d 'Print version'
@@ -59,37 +59,37 @@ complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcomma
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from add" -l protect -d 'A branch no task may use or move (repeat for more)' -r
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from add" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from add" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from add" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from add" -s q -l quiet -d 'Print nothing when the command succeeds (exit 0); errors, warnings and the output of a command that fails still print. `--json` still prints its document'
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from add" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from add" -s V -l version -d 'Print version'
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from list" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from list" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print nothing when the command succeeds (exit 0); errors, warnings and the output of a command that fails still print. `--json` still prints its document'
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from show" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from show" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print nothing when the command succeeds (exit 0); errors, warnings and the output of a command that fails still print. `--json` still prints its document'
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from remove" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from remove" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from remove" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from remove" -s q -l quiet -d 'Print nothing when the command succeeds (exit 0); errors, warnings and the output of a command that fails still print. `--json` still prints its document'
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from remove" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help'
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from remove" -s V -l version -d 'Print version'
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from set" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from set" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from set" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from set" -s q -l quiet -d 'Print nothing when the command succeeds (exit 0); errors, warnings and the output of a command that fails still print. `--json` still prints its document'
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from set" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from set" -s h -l help -d 'Print help'
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from set" -s V -l version -d 'Print version'
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from unset" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from unset" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from unset" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from unset" -s q -l quiet -d 'Print nothing when the command succeeds (exit 0); errors, warnings and the output of a command that fails still print. `--json` still prints its document'
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from unset" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from unset" -s h -l help -d 'Print help'
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from unset" -s V -l version -d 'Print version'
@@ -102,7 +102,7 @@ complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcomma
 complete -c orch -n "__fish_orch_using_subcommand repo; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c orch -n "__fish_orch_using_subcommand run; and not __fish_seen_subcommand_from show help" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
 complete -c orch -n "__fish_orch_using_subcommand run; and not __fish_seen_subcommand_from show help" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c orch -n "__fish_orch_using_subcommand run; and not __fish_seen_subcommand_from show help" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand run; and not __fish_seen_subcommand_from show help" -s q -l quiet -d 'Print nothing when the command succeeds (exit 0); errors, warnings and the output of a command that fails still print. `--json` still prints its document'
 complete -c orch -n "__fish_orch_using_subcommand run; and not __fish_seen_subcommand_from show help" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_using_subcommand run; and not __fish_seen_subcommand_from show help" -s h -l help -d 'Print help'
 complete -c orch -n "__fish_orch_using_subcommand run; and not __fish_seen_subcommand_from show help" -s V -l version -d 'Print version'
@@ -110,7 +110,7 @@ complete -c orch -n "__fish_orch_using_subcommand run; and not __fish_seen_subco
 complete -c orch -n "__fish_orch_using_subcommand run; and not __fish_seen_subcommand_from show help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c orch -n "__fish_orch_using_subcommand run; and __fish_seen_subcommand_from show" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
 complete -c orch -n "__fish_orch_using_subcommand run; and __fish_seen_subcommand_from show" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c orch -n "__fish_orch_using_subcommand run; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand run; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print nothing when the command succeeds (exit 0); errors, warnings and the output of a command that fails still print. `--json` still prints its document'
 complete -c orch -n "__fish_orch_using_subcommand run; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_using_subcommand run; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c orch -n "__fish_orch_using_subcommand run; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
@@ -118,7 +118,7 @@ complete -c orch -n "__fish_orch_using_subcommand run; and __fish_seen_subcomman
 complete -c orch -n "__fish_orch_using_subcommand run; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c orch -n "__fish_orch_using_subcommand task; and not __fish_seen_subcommand_from add show list hold release help" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
 complete -c orch -n "__fish_orch_using_subcommand task; and not __fish_seen_subcommand_from add show list hold release help" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c orch -n "__fish_orch_using_subcommand task; and not __fish_seen_subcommand_from add show list hold release help" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand task; and not __fish_seen_subcommand_from add show list hold release help" -s q -l quiet -d 'Print nothing when the command succeeds (exit 0); errors, warnings and the output of a command that fails still print. `--json` still prints its document'
 complete -c orch -n "__fish_orch_using_subcommand task; and not __fish_seen_subcommand_from add show list hold release help" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_using_subcommand task; and not __fish_seen_subcommand_from add show list hold release help" -s h -l help -d 'Print help'
 complete -c orch -n "__fish_orch_using_subcommand task; and not __fish_seen_subcommand_from add show list hold release help" -s V -l version -d 'Print version'
@@ -145,13 +145,13 @@ complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcomma
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from add" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from add" -l force -d 'Register at a stage other than `created` (written to the history with its reason)'
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from add" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from add" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from add" -s q -l quiet -d 'Print nothing when the command succeeds (exit 0); errors, warnings and the output of a command that fails still print. `--json` still prints its document'
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from add" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from add" -s V -l version -d 'Print version'
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from show" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from show" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print nothing when the command succeeds (exit 0); errors, warnings and the output of a command that fails still print. `--json` still prints its document'
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
@@ -167,7 +167,7 @@ done\t''
 cancelled\t''"
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from list" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from list" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print nothing when the command succeeds (exit 0); errors, warnings and the output of a command that fails still print. `--json` still prints its document'
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
@@ -175,14 +175,14 @@ complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcomma
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from hold" -l actor -d 'Who holds it [default: $USER]' -r
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from hold" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from hold" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from hold" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from hold" -s q -l quiet -d 'Print nothing when the command succeeds (exit 0); errors, warnings and the output of a command that fails still print. `--json` still prints its document'
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from hold" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from hold" -s h -l help -d 'Print help'
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from hold" -s V -l version -d 'Print version'
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from release" -l actor -d 'Who releases it [default: $USER]' -r
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from release" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from release" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from release" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from release" -s q -l quiet -d 'Print nothing when the command succeeds (exit 0); errors, warnings and the output of a command that fails still print. `--json` still prints its document'
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from release" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from release" -s h -l help -d 'Print help'
 complete -c orch -n "__fish_orch_using_subcommand task; and __fish_seen_subcommand_from release" -s V -l version -d 'Print version'
@@ -220,13 +220,13 @@ complete -c orch -n "__fish_orch_using_subcommand advance" -l db -d 'The databas
 complete -c orch -n "__fish_orch_using_subcommand advance" -l force -d 'Run a re-queued edge now, before its due time'
 complete -c orch -n "__fish_orch_using_subcommand advance" -l next -d 'The cron driver: claim the task whose re-queued edge is due soonest and run that edge'
 complete -c orch -n "__fish_orch_using_subcommand advance" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c orch -n "__fish_orch_using_subcommand advance" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand advance" -s q -l quiet -d 'Print nothing when the command succeeds (exit 0); errors, warnings and the output of a command that fails still print. `--json` still prints its document'
 complete -c orch -n "__fish_orch_using_subcommand advance" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_using_subcommand advance" -s h -l help -d 'Print help'
 complete -c orch -n "__fish_orch_using_subcommand advance" -s V -l version -d 'Print version'
 complete -c orch -n "__fish_orch_using_subcommand merge-gate; and not __fish_seen_subcommand_from retest help" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
 complete -c orch -n "__fish_orch_using_subcommand merge-gate; and not __fish_seen_subcommand_from retest help" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c orch -n "__fish_orch_using_subcommand merge-gate; and not __fish_seen_subcommand_from retest help" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand merge-gate; and not __fish_seen_subcommand_from retest help" -s q -l quiet -d 'Print nothing when the command succeeds (exit 0); errors, warnings and the output of a command that fails still print. `--json` still prints its document'
 complete -c orch -n "__fish_orch_using_subcommand merge-gate; and not __fish_seen_subcommand_from retest help" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_using_subcommand merge-gate; and not __fish_seen_subcommand_from retest help" -s h -l help -d 'Print help'
 complete -c orch -n "__fish_orch_using_subcommand merge-gate; and not __fish_seen_subcommand_from retest help" -s V -l version -d 'Print version'
@@ -237,7 +237,7 @@ complete -c orch -n "__fish_orch_using_subcommand merge-gate; and __fish_seen_su
 complete -c orch -n "__fish_orch_using_subcommand merge-gate; and __fish_seen_subcommand_from retest" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
 complete -c orch -n "__fish_orch_using_subcommand merge-gate; and __fish_seen_subcommand_from retest" -l force -d 'Run now even if the edge is re-queued and not due yet'
 complete -c orch -n "__fish_orch_using_subcommand merge-gate; and __fish_seen_subcommand_from retest" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c orch -n "__fish_orch_using_subcommand merge-gate; and __fish_seen_subcommand_from retest" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand merge-gate; and __fish_seen_subcommand_from retest" -s q -l quiet -d 'Print nothing when the command succeeds (exit 0); errors, warnings and the output of a command that fails still print. `--json` still prints its document'
 complete -c orch -n "__fish_orch_using_subcommand merge-gate; and __fish_seen_subcommand_from retest" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_using_subcommand merge-gate; and __fish_seen_subcommand_from retest" -s h -l help -d 'Print help'
 complete -c orch -n "__fish_orch_using_subcommand merge-gate; and __fish_seen_subcommand_from retest" -s V -l version -d 'Print version'
@@ -249,13 +249,13 @@ prometheus\t'The Prometheus text format, for node_exporter\'s textfile collector
 openmetrics\t'OpenMetrics text, ending in `# EOF`'"
 complete -c orch -n "__fish_orch_using_subcommand queue" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
 complete -c orch -n "__fish_orch_using_subcommand queue" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c orch -n "__fish_orch_using_subcommand queue" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand queue" -s q -l quiet -d 'Print nothing when the command succeeds (exit 0); errors, warnings and the output of a command that fails still print. `--json` still prints its document'
 complete -c orch -n "__fish_orch_using_subcommand queue" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_using_subcommand queue" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c orch -n "__fish_orch_using_subcommand queue" -s V -l version -d 'Print version'
 complete -c orch -n "__fish_orch_using_subcommand doctor" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
 complete -c orch -n "__fish_orch_using_subcommand doctor" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c orch -n "__fish_orch_using_subcommand doctor" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand doctor" -s q -l quiet -d 'Print nothing when the command succeeds (exit 0); errors, warnings and the output of a command that fails still print. `--json` still prints its document'
 complete -c orch -n "__fish_orch_using_subcommand doctor" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_using_subcommand doctor" -s h -l help -d 'Print help'
 complete -c orch -n "__fish_orch_using_subcommand doctor" -s V -l version -d 'Print version'
@@ -265,20 +265,20 @@ complete -c orch -n "__fish_orch_using_subcommand exec" -l signal -d 'The first 
 complete -c orch -n "__fish_orch_using_subcommand exec" -l log -d 'Also write the command\'s output to FILE (created or truncated)' -r -F
 complete -c orch -n "__fish_orch_using_subcommand exec" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
 complete -c orch -n "__fish_orch_using_subcommand exec" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c orch -n "__fish_orch_using_subcommand exec" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand exec" -s q -l quiet -d 'Print nothing when the command succeeds (exit 0); errors, warnings and the output of a command that fails still print. `--json` still prints its document'
 complete -c orch -n "__fish_orch_using_subcommand exec" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_using_subcommand exec" -s h -l help -d 'Print help'
 complete -c orch -n "__fish_orch_using_subcommand exec" -s V -l version -d 'Print version'
 complete -c orch -n "__fish_orch_using_subcommand demo" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
 complete -c orch -n "__fish_orch_using_subcommand demo" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c orch -n "__fish_orch_using_subcommand demo" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand demo" -s q -l quiet -d 'Print nothing when the command succeeds (exit 0); errors, warnings and the output of a command that fails still print. `--json` still prints its document'
 complete -c orch -n "__fish_orch_using_subcommand demo" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_using_subcommand demo" -s h -l help -d 'Print help'
 complete -c orch -n "__fish_orch_using_subcommand demo" -s V -l version -d 'Print version'
 complete -c orch -n "__fish_orch_using_subcommand reap" -l db -d 'The database file [env: ORCH_DB_PATH; default: $XDG_STATE_HOME/orch/orch.db]' -r -F
 complete -c orch -n "__fish_orch_using_subcommand reap" -l dry-run -d 'Print what would be done; write nothing, signal nothing'
 complete -c orch -n "__fish_orch_using_subcommand reap" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c orch -n "__fish_orch_using_subcommand reap" -s q -l quiet -d 'Print less: no progress, only results and errors'
+complete -c orch -n "__fish_orch_using_subcommand reap" -s q -l quiet -d 'Print nothing when the command succeeds (exit 0); errors, warnings and the output of a command that fails still print. `--json` still prints its document'
 complete -c orch -n "__fish_orch_using_subcommand reap" -s v -l verbose -d 'Print more detail'
 complete -c orch -n "__fish_orch_using_subcommand reap" -s h -l help -d 'Print help'
 complete -c orch -n "__fish_orch_using_subcommand reap" -s V -l version -d 'Print version'

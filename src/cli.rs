@@ -26,7 +26,8 @@ pub(crate) struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// Print less: no progress, only results and errors.
+    /// Print nothing when the command succeeds (exit 0); errors, warnings and the output of a
+    /// command that fails still print. `--json` still prints its document.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 
@@ -65,6 +66,48 @@ pub(crate) enum Command {
     /// The cron job: finish runs of dead owners, kill orphaned process groups, drop dead leases
     /// and merge locks, re-deliver alerts, remove stale gate worktrees, prune old rows.
     Reap(reap::ReapArgs),
+}
+
+impl Command {
+    /// Whether the command works on an existing database: every command but `repo add` (the one
+    /// that creates it), `exec` and `demo` (which never touch it) and `doctor` (which reports a
+    /// missing one among its problems).
+    pub(crate) fn needs_database(&self) -> bool {
+        !matches!(
+            self,
+            Command::Repo(repo::RepoCommand::Add(_))
+                | Command::Exec(_)
+                | Command::Demo(_)
+                | Command::Doctor(_)
+        )
+    }
+}
+
+impl Cli {
+    /// Two output flags that ask for different things (`--json` with `queue --format
+    /// prometheus`): a usage error, never one of them silently. `matches` are the parsed
+    /// arguments, to tell a `--format` given from its default.
+    pub(crate) fn output_conflict(&self, matches: &clap::ArgMatches) -> Option<String> {
+        let given = |sub: &str, arg: &str| {
+            matches
+                .subcommand_matches(sub)
+                .and_then(|m| m.value_source(arg))
+                == Some(clap::parser::ValueSource::CommandLine)
+        };
+        match &self.command {
+            Command::Queue(args)
+                if self.json && args.format != queue::Format::Json && given("queue", "format") =>
+            {
+                Some(format!(
+                    "--json conflicts with `--format {}` (hint: use one of them; `--json` is `--format json`)",
+                    clap::ValueEnum::to_possible_value(&args.format)
+                        .map(|v| v.get_name().to_string())
+                        .unwrap_or_default()
+                ))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Runs one subcommand; returns the process exit code for outcomes that are not failures.

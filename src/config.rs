@@ -38,6 +38,38 @@ pub struct Entry {
     pub key: &'static str,
     pub value: String,
     pub source: Source,
+    /// The value that was set and refused (the default is used instead), and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Refused>,
+}
+
+/// A value that was set but could not be used.
+#[derive(Clone, Debug, Serialize)]
+pub struct Refused {
+    /// What the environment (or the repository) held.
+    pub raw: String,
+    /// Where it came from.
+    pub from: Source,
+    /// Why it was refused, without the hint: `is not a duration`.
+    pub why: String,
+}
+
+/// An `ORCH_*` name in the environment that orch neither reads nor sets: most likely a typo.
+#[derive(Clone, Debug, Serialize)]
+pub struct UnknownName {
+    pub name: String,
+    /// The closest real key, when one is close enough to be the one meant.
+    pub closest: Option<&'static str>,
+}
+
+impl fmt::Display for UnknownName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown setting {}", crate::ui::plain(&self.name))?;
+        match self.closest {
+            Some(key) => write!(f, " (did you mean {key}?)"),
+            None => f.write_str(" (hint: `orch doctor` lists every key orch reads)"),
+        }
+    }
 }
 
 /// A value that could not be used; its key fell back to the default.
@@ -134,20 +166,27 @@ impl Value for bool {
 
 impl Value for u32 {
     fn parse(raw: &str) -> Result<Self, String> {
-        raw.trim()
-            .parse()
-            .map_err(|_| "is not a non-negative integer".into())
+        match raw.trim().parse::<u64>() {
+            Ok(n) if n <= u64::from(MAX_COUNT) => Ok(n as u32),
+            Ok(_) => Err(format!("is larger than the maximum count {MAX_COUNT}")),
+            Err(_) => Err("is not a non-negative integer".into()),
+        }
     }
     fn show(&self) -> String {
         self.to_string()
     }
 }
 
+/// Only `ORCH_OUTPUT_CAP_BYTES` is a `u64`: a number of bytes, at most `MAX_BYTES`.
 impl Value for u64 {
     fn parse(raw: &str) -> Result<Self, String> {
-        raw.trim()
-            .parse()
-            .map_err(|_| "is not a non-negative integer".into())
+        match raw.trim().parse::<u64>() {
+            Ok(n) if n <= MAX_BYTES => Ok(n),
+            Ok(_) => Err(format!(
+                "is larger than the maximum {MAX_BYTES} bytes (1 GiB)"
+            )),
+            Err(_) => Err("is not a non-negative integer".into()),
+        }
     }
     fn show(&self) -> String {
         self.to_string()
@@ -273,7 +312,19 @@ pub const REPO_KEYS: &[&str] = &[
     "ORCH_GATE_ENV_PASS",
 ];
 
-/// Integer seconds, or a humantime value (`15m`, `1h 30m`); zero is refused.
+/// The longest duration any key may hold: 7 days. Every sum and product of configured values
+/// (a timeout plus the grace, a deferral delay times its attempts, a backoff doubled up to
+/// `u32::MAX` times, in milliseconds) then stays far inside `Duration`, `Instant` and `i64`.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The largest count any key may hold (retries, attempts, runs, days of retention).
+pub const MAX_COUNT: u32 = 1_000_000;
+
+/// The largest `ORCH_OUTPUT_CAP_BYTES`: 1 GiB kept per run is already more than anyone reads.
+pub const MAX_BYTES: u64 = 1 << 30;
+
+/// Integer seconds, or a humantime value (`15m`, `1h 30m`); zero and more than `MAX_DURATION`
+/// are refused.
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     let raw = raw.trim();
     let parsed = match raw.parse::<u64>() {
@@ -283,6 +334,9 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     };
     if parsed.is_zero() {
         return Err("must be greater than zero".into());
+    }
+    if parsed > MAX_DURATION {
+        return Err("is longer than the maximum 7 days (604800 s)".into());
     }
     Ok(parsed)
 }
@@ -338,6 +392,8 @@ pub struct Config {
     pub entries: Vec<Entry>,
     /// Values that were refused; their keys use the default.
     pub problems: Vec<Problem>,
+    /// `ORCH_*` names in the environment that orch neither reads nor sets (`Config::from_env`).
+    pub unknown: Vec<UnknownName>,
     /// The raw value of every key that was set, for a repository's view (`Config::for_repo`).
     raw: Vec<(&'static str, String)>,
 }
@@ -356,6 +412,7 @@ impl Loader<'_> {
         if let Some(raw) = &found {
             self.raw.push((key, raw.clone()));
         }
+        let mut refused = None;
         let (value, source) = match found {
             None => (fallback, Source::Default),
             Some(raw) => match T::parse(&raw) {
@@ -368,6 +425,13 @@ impl Loader<'_> {
                             fallback.show()
                         ),
                     });
+                    // The reason without its hint (`is not a duration`), for doctor's column.
+                    let short = why.split(" (").next().unwrap_or(&why).to_string();
+                    refused = Some(Refused {
+                        raw,
+                        from: Source::Env,
+                        why: short,
+                    });
                     (fallback, Source::Default)
                 }
             },
@@ -376,15 +440,21 @@ impl Loader<'_> {
             key,
             value: value.show(),
             source,
+            refused,
         });
         value
     }
 }
 
 impl Config {
-    /// Reads the process environment.
+    /// Reads the process environment, and notes the `ORCH_*` names in it that are not keys.
     pub fn from_env(db_flag: Option<&Path>) -> Config {
-        Config::load(&|key| std::env::var(key).ok(), db_flag)
+        let mut config = Config::load(&|key| std::env::var(key).ok(), db_flag);
+        let names: Vec<String> = std::env::vars_os()
+            .map(|(name, _)| name.to_string_lossy().into_owned())
+            .collect();
+        config.unknown = unknown_names(names.iter().map(String::as_str));
+        config
     }
 
     /// Reads every key through `env`; `db_flag` is `--db`, which overrides `ORCH_DB_PATH`.
@@ -404,6 +474,7 @@ impl Config {
             key: "ORCH_DB_PATH",
             value: db_path.display().to_string(),
             source: db_source,
+            refused: None,
         });
         let mut config = Config {
             db_path,
@@ -445,6 +516,7 @@ impl Config {
             gate_sandbox: l.get("ORCH_GATE_SANDBOX", "auto"),
             entries: Vec::new(),
             problems: Vec::new(),
+            unknown: Vec::new(),
             raw: Vec::new(),
         };
         config.entries = l.entries;
@@ -471,7 +543,13 @@ impl Config {
             })
         };
         let mut config = Config::load(&env, Some(&self.db_path));
+        config.unknown = self.unknown.clone();
         for entry in &mut config.entries {
+            if let Some(refused) = &mut entry.refused {
+                if own(entry.key).is_some() {
+                    refused.from = Source::Repo;
+                }
+            }
             if entry.key == "ORCH_DB_PATH" {
                 if let Some(mine) = self.entries.iter().find(|e| e.key == "ORCH_DB_PATH") {
                     entry.source = mine.source;
@@ -551,12 +629,14 @@ impl Config {
     pub fn reaper_max_violations(&self) -> Vec<String> {
         self.gate_timeouts()
             .into_iter()
-            .filter(|(_, timeout)| self.reaper_max_running <= *timeout + self.kill_grace)
+            .filter(|(_, timeout)| {
+                self.reaper_max_running <= timeout.saturating_add(self.kill_grace)
+            })
             .map(|(key, timeout)| {
                 format!(
                     "ORCH_REAPER_MAX_RUNNING_S ({}) must be greater than {key} + ORCH_KILL_GRACE_S ({}s), or the reaper kills a step still inside its timeout; raise ORCH_REAPER_MAX_RUNNING_S (reaping by age is refused until then)",
                     self.reaper_max_running.as_secs(),
-                    (timeout + self.kill_grace).as_secs()
+                    timeout.saturating_add(self.kill_grace).as_secs()
                 )
             })
             .collect()
@@ -565,23 +645,76 @@ impl Config {
     /// The cross-key invariants of DESIGN.md's "Configuration" section that do not hold.
     pub fn invariant_violations(&self) -> Vec<String> {
         let mut violations = self.reaper_max_violations();
-        if self.lease_ttl < self.lease_renew * 3 {
+        if self.lease_ttl < self.lease_renew.saturating_mul(3) {
             violations.push(format!(
                 "ORCH_TRANSITION_LEASE_TTL_S ({}) must be at least 3 × ORCH_TRANSITION_LEASE_RENEW_S ({}); raise the TTL or renew more often",
                 self.lease_ttl.as_secs(),
                 self.lease_renew.as_secs()
             ));
         }
-        let defer_window = self.merge_defer_delay * self.merge_defer_max_attempts;
-        if defer_window < self.merge_retest_timeout + self.kill_grace {
+        let defer_window = self
+            .merge_defer_delay
+            .saturating_mul(self.merge_defer_max_attempts);
+        let span = self.merge_retest_timeout.saturating_add(self.kill_grace);
+        if defer_window < span {
             violations.push(format!(
                 "ORCH_MERGE_DEFER_DELAY_S × ORCH_MERGE_DEFER_MAX_ATTEMPTS ({}s) must be at least ORCH_MERGE_RETEST_TIMEOUT_S + ORCH_KILL_GRACE_S ({}s), or a lock-busy task gives up while the holder may still run; raise the deferral delay or attempts",
                 defer_window.as_secs(),
-                (self.merge_retest_timeout + self.kill_grace).as_secs()
+                span.as_secs()
             ));
         }
         violations
     }
+}
+
+/// Every key orch reads, in `.env.example` order.
+pub fn keys() -> Vec<&'static str> {
+    Config::load(&|_| None, None)
+        .entries
+        .iter()
+        .map(|e| e.key)
+        .collect()
+}
+
+/// The `ORCH_*` names among `names` that are neither a key orch reads nor a name it sets for
+/// its commands, each with the closest key when the edit distance says it was likely meant.
+pub fn unknown_names<'a>(names: impl Iterator<Item = &'a str>) -> Vec<UnknownName> {
+    let keys = keys();
+    let mut unknown: Vec<UnknownName> = names
+        .filter(|n| n.starts_with("ORCH_"))
+        .filter(|n| !keys.contains(n) && !SET_FOR_COMMANDS.contains(n))
+        .map(|name| {
+            let closest = keys
+                .iter()
+                .map(|k| (edit_distance(name, k), *k))
+                .min()
+                .filter(|(d, _)| *d <= (name.len() / 4).max(2))
+                .map(|(_, k)| k);
+            UnknownName {
+                name: name.to_string(),
+                closest,
+            }
+        })
+        .collect();
+    unknown.sort_by(|a, b| a.name.cmp(&b.name));
+    unknown.dedup_by(|a, b| a.name == b.name);
+    unknown
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// `$XDG_STATE_HOME/orch/orch.db`, falling back to `~/.local/state/orch/orch.db`.
@@ -710,5 +843,81 @@ mod tests {
         let c = load(&[("ORCH_TRANSITION_LEASE_TTL_S", "20")]);
         assert_eq!(c.invariant_violations().len(), 1);
         assert!(load(&[]).invariant_violations().is_empty());
+    }
+
+    #[test]
+    fn durations_and_counts_over_their_maximum_are_refused() {
+        assert_eq!(parse_duration("7d").unwrap(), MAX_DURATION);
+        for raw in ["604801", "18446744073709551615", "8d", "1e19", "nan", "-1"] {
+            assert!(parse_duration(raw).is_err(), "{raw}");
+        }
+        let c = load(&[
+            ("ORCH_MAX_DEV_RETRIES", "1000001"),
+            ("ORCH_OUTPUT_CAP_BYTES", "18446744073709551615"),
+        ]);
+        assert_eq!((c.max_dev_retries, c.output_cap_bytes), (3, 262144));
+        assert_eq!(c.problems.len(), 2, "{:?}", c.problems);
+    }
+
+    #[test]
+    fn the_largest_values_keep_every_invariant_check_in_range() {
+        let max = MAX_DURATION.as_secs().to_string();
+        let count = MAX_COUNT.to_string();
+        let pairs: Vec<(&str, &str)> = keys()
+            .into_iter()
+            .map(|k| {
+                let v = if k.ends_with("_S") {
+                    max.as_str()
+                } else {
+                    count.as_str()
+                };
+                (k, v)
+            })
+            .collect();
+        let c = load(&pairs);
+        let _ = c.invariant_violations();
+        let _ = c.retest_hash();
+    }
+
+    #[test]
+    fn the_closest_key_is_suggested_for_a_typo() {
+        // Spelled in lower case here: tests/cli/docs.rs holds every `ORCH_` literal in src/ to
+        // `.env.example`.
+        let names = [
+            "orch_kill_grace",
+            "orch_task_id",
+            "orch_db_path",
+            "path",
+            "orch_qqqqqqqq",
+        ]
+        .map(str::to_ascii_uppercase);
+        let unknown = unknown_names(names.iter().map(String::as_str));
+        assert_eq!(unknown.len(), 2, "{unknown:?}");
+        assert_eq!(unknown[0].closest, Some("ORCH_KILL_GRACE_S"));
+        assert_eq!(unknown[1].closest, None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    proptest::proptest! {
+        // Any string as the value of any key: loading never panics, and neither do the checks
+        // that add and multiply configured values, nor a repository's view of them.
+        #[test]
+        fn no_value_of_any_key_panics(
+            index in 0usize..64,
+            raw in proptest::prelude::any::<String>(),
+            digits in "[0-9]{1,30}",
+            unit in proptest::sample::select(vec!["", "s", "ms", "m", "h", "d", "y", "e19", ".5"]),
+        ) {
+            let keys = keys();
+            let key = keys[index % keys.len()];
+            for value in [raw.clone(), format!("{digits}{unit}"), format!("-{digits}")] {
+                let c = load(&[(key, value.as_str())]);
+                let _ = c.invariant_violations();
+                let _ = c.reaper_max_violations();
+                let _ = c.retest_hash();
+                let _ = c.for_repo(&[(key.to_string(), value.clone())]);
+                let _ = Config::check_repo_setting(key, &value);
+            }
+        }
     }
 }

@@ -18,7 +18,7 @@ pub enum Exit {
     Internal,
     /// Usage or configuration error.
     Usage,
-    /// Not found: a task, or the database for a read-only command.
+    /// Not found: a task, or the database (only `orch repo add` creates one).
     NotFound,
     /// Lost race: a live lease holder, or the CAS found another stage or version.
     LostRace,
@@ -73,7 +73,7 @@ impl Exit {
             Exit::Ok => "done: transition made, gate passed, duplicate event (its first outcome is reported), nothing to do",
             Exit::Internal => "internal error",
             Exit::Usage => "usage or configuration error",
-            Exit::NotFound => "not found (task; database for a read-only command)",
+            Exit::NotFound => "not found: the task, or the database (only `orch repo add` creates one)",
             Exit::LostRace => "lost race: lease held by a live owner, or the CAS found another stage/version; nothing written",
             Exit::Illegal => "illegal transition: the edge is not in the stage table; nothing written",
             Exit::Held => "task on HOLD: a human must release it first; nothing written",

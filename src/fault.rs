@@ -3,9 +3,9 @@
 //!
 //! With the feature, `FAULT_INJECT_AT=<point>` makes the process print one line naming the point
 //! and abort (SIGABRT) when it gets there, so a test can show it died exactly there.
-//! `FAULT_PANIC_AT=<point>` panics there (a point of `PANIC_POINTS`, inside a gate), so a test
-//! can show a panicking gate ends on the normal path.
-//! `FAULT_PAUSE_AT=<point>` pauses there instead — `FAULT_PAUSE_MS`, or until the file
+//! `FAULT_PANIC_AT=<point>` panics there instead (any point: one of `PANIC_POINTS` inside a gate
+//! shows a panicking gate ends on the normal path; elsewhere a panic still ends the step's tree
+//! and prints one line). `FAULT_PAUSE_AT=<point>` pauses there instead — `FAULT_PAUSE_MS`, or until the file
 //! `FAULT_PAUSE_UNTIL` exists — so a test can change the world under it.
 //! (These names carry no `ORCH_` prefix on purpose: they are not configuration.)
 

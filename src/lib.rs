@@ -36,7 +36,7 @@ mod stages;
 pub mod store;
 mod ui;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::Cli;
 use crate::config::Config;
@@ -50,26 +50,90 @@ pub struct Context {
 }
 
 /// Parses `args`, runs one command, prints its result, and returns the process exit code.
+///
+/// A panic anywhere below is caught here: it prints one line, `orch: internal error: …`, and
+/// exits 1 (125 for `orch exec`). While it unwinds, the runner's guard kills the run's process
+/// group, so a panic still ends the step's tree (the release profile unwinds; never set
+/// `panic = "abort"`).
 pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
+    let matches = match Cli::command().try_get_matches_from(args) {
+        Ok(matches) => matches,
+        Err(err) => return clap_exit(err),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
-        Err(err) => {
-            let _ = err.print();
-            return if err.use_stderr() {
-                Exit::Usage.code()
-            } else {
-                0
-            };
-        }
+        Err(err) => return clap_exit(err),
     };
     let ui = Ui {
         json: cli.json,
         quiet: cli.quiet,
         verbose: cli.verbose,
     };
+    // `orch exec` keeps timeout(1)'s codes: a failure of orch itself is 125.
+    let own_failure = if matches!(cli.command, cli::Command::Exec(_)) {
+        125
+    } else {
+        Exit::Internal.code()
+    };
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "orch: internal error: {}{at} (hint: please report it)",
+            ui::plain(&what)
+        );
+    }));
+    if ui.quiet && !ui.json {
+        ui::hold_until_failure();
+    }
+    let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_command(cli, &matches, ui, own_failure)
+    })) {
+        Ok(code) => code,
+        // The hook printed the one line.
+        Err(_) => own_failure,
+    };
+    ui::release(code != 0);
+    match ui::write_error() {
+        // The output did not reach its reader: never report success then.
+        Some(err) if code == 0 => {
+            eprintln!("orch: cannot write the output to stdout: {err}");
+            own_failure
+        }
+        _ => code,
+    }
+}
+
+/// clap's own output: help and version are success, a usage mistake is exit 2.
+fn clap_exit(err: clap::Error) -> i32 {
+    let _ = err.print();
+    if err.use_stderr() {
+        Exit::Usage.code()
+    } else {
+        0
+    }
+}
+
+/// Loads the config, checks the edge (conflicting flags, the database), dispatches, and maps the
+/// result to the exit-code contract.
+fn run_command(cli: Cli, matches: &clap::ArgMatches, ui: Ui, own_failure: i32) -> i32 {
     let config = Config::from_env(cli.db.as_deref());
     for problem in &config.problems {
         eprintln!("orch: warning: {problem}");
+    }
+    // Once per command; `doctor` lists them among its problems instead.
+    if !matches!(cli.command, cli::Command::Doctor(_)) {
+        for unknown in &config.unknown {
+            eprintln!("orch: warning: {unknown}");
+        }
     }
     // `doctor` reports the invariants itself; `queue` and `exec` do not depend on them.
     if !matches!(
@@ -80,22 +144,26 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             eprintln!("orch: warning: {violation}");
         }
     }
+    let edge = match cli.output_conflict(matches) {
+        Some(conflict) => Err(error::failure(Exit::Usage, conflict)),
+        // Only `repo add` creates a database: a mistyped path is "not found", and nothing is
+        // created (no file, no directory).
+        None if cli.command.needs_database() => store::Store::require(&config.db_path),
+        None => Ok(()),
+    };
     // A step that is interrupted between gate runs stops at its next check (exit 13) instead of
     // dying with its lease held and a git child running.
-    if matches!(
-        cli.command,
-        cli::Command::Advance(_) | cli::Command::MergeGate(_) | cli::Command::Reap(_)
-    ) {
+    if edge.is_ok()
+        && matches!(
+            cli.command,
+            cli::Command::Advance(_) | cli::Command::MergeGate(_) | cli::Command::Reap(_)
+        )
+    {
         cancel::install();
     }
     let ctx = Context { config, ui };
-    // `orch exec` keeps timeout(1)'s codes: a failure of orch itself is 125.
-    let own_failure = if matches!(cli.command, cli::Command::Exec(_)) {
-        125
-    } else {
-        Exit::Internal.code()
-    };
-    let code = match cli::dispatch(&ctx, cli.command) {
+    let result = edge.and_then(|()| cli::dispatch(&ctx, cli.command));
+    match result {
         Ok(code) => code,
         Err(err) => {
             let exit = exit_of(&err);
@@ -113,15 +181,11 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
                 // nothing in it reaches the terminal as a control sequence.
                 eprintln!("orch: {}", ui::plain(&message));
             }
-            exit.code()
+            if exit == Exit::Internal {
+                own_failure
+            } else {
+                exit.code()
+            }
         }
-    };
-    match ui::write_error() {
-        // The output did not reach its reader: never report success then.
-        Some(err) if code == 0 => {
-            eprintln!("orch: cannot write the output to stdout: {err}");
-            own_failure
-        }
-        _ => code,
     }
 }

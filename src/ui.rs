@@ -4,6 +4,9 @@
 //! write (a full disk, a closed file) is kept and turns the command's exit into an internal error
 //! (`write_error`), so a script never mistakes lost output for success.
 //!
+//! With `-q` (text mode) stdout is held until the command ends and printed only if it failed:
+//! cron mails nothing for a step that went well (`hold_until_failure`, `release`).
+//!
 //! Text output never draws: every value that came from outside (a reason, an actor, a branch, a
 //! task id, a suite's output) goes through `plain` before it is printed, so one value is one line
 //! and cannot move the cursor, clear the screen or set a title. `--json` is exact (serde escapes).
@@ -47,7 +50,29 @@ impl Ui {
 /// The first error writing stdout that was not a closed pipe, kept until `write_error` takes it.
 static WRITE_ERROR: Mutex<Option<String>> = Mutex::new(None);
 
+/// Lines held back under `-q`; `None` when output goes straight to stdout.
+static HELD: Mutex<Option<Vec<String>>> = Mutex::new(None);
+
+/// From now on stdout is held: `release` prints it only for a command that failed.
+pub(crate) fn hold_until_failure() {
+    *HELD.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
+}
+
+/// Ends holding: the held lines are printed when `failed`, dropped otherwise.
+pub(crate) fn release(failed: bool) {
+    let held = HELD.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if failed {
+        for line in held.unwrap_or_default() {
+            out(&line);
+        }
+    }
+}
+
 fn out(text: &str) {
+    if let Some(held) = HELD.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        held.push(text.to_string());
+        return;
+    }
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
     match writeln!(lock, "{text}").and_then(|_| lock.flush()) {

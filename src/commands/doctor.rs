@@ -1,7 +1,9 @@
 //! `orch doctor`: the stage table, the gates, the effective config with each value's source, and
 //! the checks: every value parses, the invariants of `Config::invariant_violations` hold, `git` and
 //! the program of each configured command are found on PATH, and the database passes
-//! `PRAGMA quick_check`. Exits 2 when something is wrong, with a fix for each problem.
+//! `PRAGMA quick_check`. Exits 2 when something is wrong, with a fix for each problem; exits 3
+//! when the missing database is the only problem (it still prints everything else and creates
+//! nothing: only `orch repo add` creates a database). With `-q` it prints only the problems.
 
 use std::path::{Path, PathBuf};
 
@@ -66,9 +68,15 @@ pub(crate) fn run(ctx: &Context, _args: DoctorArgs) -> Result<Exit> {
         .iter()
         .map(|p| format!("{p} (fix: correct or unset {})", p.key))
         .collect();
+    problems.extend(config.unknown.iter().map(|u| {
+        format!(
+            "{u}: orch ignores it (fix: rename it to the key meant, or unset {})",
+            crate::ui::plain(&u.name)
+        )
+    }));
     problems.extend(config.invariant_violations());
     let programs = check_programs(config, &mut problems);
-    let database = check_database(ctx, &mut problems);
+    let (database, missing) = check_database(ctx, &mut problems);
     let sandbox = check_sandbox(config, &mut problems);
     let warnings = check_privacy(config);
     let report = Report {
@@ -92,7 +100,15 @@ pub(crate) fn run(ctx: &Context, _args: DoctorArgs) -> Result<Exit> {
     } else {
         print_text(ctx, &report);
     }
-    Ok(if report.ok { Exit::Ok } else { Exit::Usage })
+    // A configuration problem comes first (2); a missing database that is the only problem is
+    // "not found" (3), like every other command on it.
+    Ok(if report.ok {
+        Exit::Ok
+    } else if missing && report.problems.len() == 1 {
+        Exit::NotFound
+    } else {
+        Exit::Usage
+    })
 }
 
 /// Which protection gate commands get here, and whether `ORCH_GATE_WRITABLE` would grant the
@@ -354,10 +370,19 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-fn check_database(ctx: &Context, problems: &mut Vec<String>) -> DatabaseCheck {
+/// The database's state, and whether it is missing (doctor's exit 3). Opens read-only: creates
+/// nothing.
+fn check_database(ctx: &Context, problems: &mut Vec<String>) -> (DatabaseCheck, bool) {
     let path = ctx.config.db_path.display().to_string();
-    let state = if !ctx.config.db_path.exists() {
-        "not created yet (the first writing command creates it)".to_string()
+    let missing = matches!(
+        std::fs::metadata(&ctx.config.db_path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound
+    );
+    let state = if missing {
+        problems.push(format!(
+            "database `{path}` not found (fix: `orch repo add NAME --url URL` creates it, or fix --db / ORCH_DB_PATH)"
+        ));
+        "missing".to_string()
     } else {
         match Store::open_read_only(&ctx.config.db_path).and_then(|s| s.quick_check()) {
             Ok(lines) if lines == ["ok"] => "ok".to_string(),
@@ -374,15 +399,25 @@ fn check_database(ctx: &Context, problems: &mut Vec<String>) -> DatabaseCheck {
             }
         }
     };
-    DatabaseCheck {
-        path,
-        state,
-        schema_version: SCHEMA_VERSION,
-    }
+    (
+        DatabaseCheck {
+            path,
+            state,
+            schema_version: SCHEMA_VERSION,
+        },
+        missing,
+    )
 }
 
 fn print_text(ctx: &Context, report: &Report) {
     let ui = &ctx.ui;
+    if ui.quiet {
+        // Only what is wrong: nothing at all when everything is fine.
+        for p in &report.problems {
+            ui.line(format!("problem: {p}"));
+        }
+        return;
+    }
     ui.line("stage table (STAGE_TRANSITIONS)");
     for e in &report.stage_transitions {
         ui.line(format!(
@@ -399,9 +434,16 @@ fn print_text(ctx: &Context, report: &Report) {
     }
     ui.line("config");
     for entry in report.config {
+        let source = match &entry.refused {
+            // What was set, and what is used instead.
+            Some(r) => format!("{}; {:?} from {} {}", entry.source, r.raw, r.from, r.why),
+            None => entry.source.to_string(),
+        };
         ui.line(format!(
             "  {:<44} {:<24} ({})",
-            entry.key, entry.value, entry.source
+            entry.key,
+            entry.value,
+            crate::ui::plain(&source)
         ));
     }
     ui.line("programs");

@@ -229,8 +229,17 @@ fn exit_code(result: &RunResult) -> i32 {
 }
 
 /// timeout(1)'s durations — a number of seconds with an optional `s`, `m`, `h` or `d` suffix
-/// (`10`, `1.5`, `2m`) — or a humantime value (`500ms`, `1m 30s`).
+/// (`10`, `1.5`, `2m`) — or a humantime value (`500ms`, `1m 30s`); at most
+/// `config::MAX_DURATION` (7 days), like every configured duration, so no deadline overflows.
 fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let parsed = parse_unbounded(raw)?;
+    if parsed > crate::config::MAX_DURATION {
+        return Err("is longer than the maximum 7 days (604800 s)".into());
+    }
+    Ok(parsed)
+}
+
+fn parse_unbounded(raw: &str) -> Result<Duration, String> {
     let raw = raw.trim();
     let (number, unit) = match raw.char_indices().last() {
         Some((i, 's')) => (&raw[..i], 1.0),
@@ -289,6 +298,18 @@ mod tests {
         assert!(parse_duration("-1").is_err());
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("").is_err());
+        assert_eq!(secs("7d"), Ok(604_800.0));
+        for huge in [
+            "7.01d",
+            "10000000000000000000",
+            "1e19",
+            "inf",
+            "nan",
+            "8d",
+            "1000000h",
+        ] {
+            assert!(parse_duration(huge).is_err(), "{huge}");
+        }
     }
 
     #[test]

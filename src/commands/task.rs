@@ -365,7 +365,12 @@ fn list(ctx: &Context, args: ListArgs) -> Result<Exit> {
     let db = store.read();
     // Streamed row by row into a buffered stdout: memory stays flat at any number of tasks.
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    // `-q` is silent on success: the rows are not written (a failure still prints its error).
+    let mut out: Box<dyn Write> = if ctx.ui.quiet && !ctx.ui.json {
+        Box::new(std::io::sink())
+    } else {
+        Box::new(std::io::BufWriter::new(stdout.lock()))
+    };
     let mut count = 0usize;
     let written: Result<()> = (|| {
         if ctx.ui.json {

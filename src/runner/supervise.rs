@@ -88,6 +88,12 @@ pub fn run(
     let protection = prepared.protection.as_ref().map(|p| p.to_string());
     let mut leader = spawn::spawn_gated(prepared)?;
     let pid = leader.pid;
+    let mut unwinding = UnwindGuard {
+        pid,
+        tree_kill: spec.tree_kill,
+        spared: spared.clone(),
+        armed: true,
+    };
 
     let run_id = match (&spec.track, store.as_deref_mut()) {
         (Some(track), Some(db)) => match admit(db, track, spec, protection.clone(), pid) {
@@ -138,6 +144,7 @@ pub fn run(
     } else {
         teardown(spec, pid, &watched, &spared)
     };
+    unwinding.armed = false;
     // The status peeked before reaping is the leader's own; the reaped one can only repeat it.
     let end = watched.end.or(torn.end);
     let output = pumps.map(|p| p.finish(DRAIN)).unwrap_or_default();
@@ -174,6 +181,32 @@ pub fn run(
         killed_escaped: torn.killed_escaped,
         survivors: torn.survivors,
     })
+}
+
+/// A panic between the spawn and the teardown unwinds through this: it kills the group, reaps
+/// the leader and sweeps escaped descendants, so a panic still ends the run's tree (the row is
+/// left for the reaper: its owner is dead once the process exits).
+struct UnwindGuard {
+    pid: i32,
+    tree_kill: bool,
+    spared: HashSet<ProcessId>,
+    armed: bool,
+}
+
+impl Drop for UnwindGuard {
+    fn drop(&mut self) {
+        if !self.armed || !std::thread::panicking() {
+            return;
+        }
+        if self.tree_kill {
+            let _ = send(Target::Group(self.pid), Signal::SIGKILL);
+            let _ = tree::reap(self.pid, KILL_BOUND);
+            let _ = tree::sweep(self.pid, &self.spared, KILL_BOUND);
+        } else {
+            let _ = send(Target::Process(self.pid), Signal::SIGKILL);
+            let _ = tree::reap(self.pid, KILL_BOUND);
+        }
+    }
 }
 
 /// Inserts the run's row if the host has room; `None` when it is full (lock-busy). The count and

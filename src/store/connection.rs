@@ -38,25 +38,41 @@ impl<'a> Db<'a> {
 }
 
 impl Store {
-    /// Opens `path` for writing, creating the file and its directory on first use, and migrates it.
+    /// Opens `path` for writing, creating the file on first use, and migrates it. Its directory
+    /// is created only when that directory's own parent exists: a mistyped path never grows a
+    /// tree of directories. Every command but `orch repo add` calls `Store::require` first, so
+    /// only `repo add` ever creates a database.
     pub fn open(path: &Path) -> Result<Store> {
-        check_is_database(path)?;
+        check_file(path)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            // The state directory holds the database and orch's mirrors: private when orch
-            // creates it.
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| {
-                failure(
-                    Exit::Usage,
-                    format!(
-                        "cannot create the database directory `{}`: {e} (hint: set ORCH_DB_PATH or --db to a writable location)",
-                        dir.display()
-                    ),
-                )
-            })?;
+            if !dir.is_dir() {
+                let above = dir.parent().filter(|d| !d.as_os_str().is_empty());
+                if above.is_some_and(|above| !above.is_dir()) {
+                    return Err(failure(
+                        Exit::Usage,
+                        format!(
+                            "cannot create the database `{}`: neither its directory nor that directory's parent exists (hint: fix --db / ORCH_DB_PATH, or create `{}` first)",
+                            path.display(),
+                            above.unwrap_or(dir).display()
+                        ),
+                    ));
+                }
+                // The state directory holds the database and orch's mirrors: private when orch
+                // creates it.
+                std::fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(dir)
+                    .or_else(|e| if dir.is_dir() { Ok(()) } else { Err(e) })
+                    .map_err(|e| {
+                        failure(
+                            Exit::Usage,
+                            format!(
+                                "cannot create the database directory `{}`: {e} (hint: set ORCH_DB_PATH or --db to a writable location)",
+                                dir.display()
+                            ),
+                        )
+                    })?;
+            }
         }
         let created = !path.exists();
         let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
@@ -88,32 +104,24 @@ impl Store {
     /// Opens an existing database for writing; a missing one is "not found" (exit 3) and nothing
     /// is created. Only `orch repo add` creates a database.
     pub fn open_existing(path: &Path) -> Result<Store> {
-        if !path.exists() {
-            return Err(failure(
-                Exit::NotFound,
-                format!(
-                    "database `{}` not found (hint: `orch repo add NAME --url URL` creates it, or point --db / ORCH_DB_PATH at the right file)",
-                    path.display()
-                ),
-            ));
-        }
+        Store::require(path)?;
         Store::open(path)
+    }
+
+    /// Refuses, before anything is opened or created, a database that is missing (exit 3), a
+    /// directory (exit 2) or a file with more than one hard link (exit 2).
+    pub fn require(path: &Path) -> Result<()> {
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(not_found(path)),
+            _ => check_file(path),
+        }
     }
 
     /// Opens `path` read-only. Never writes and never creates a file; a missing database is
     /// "not found" (exit 3). Works in a read-only location: when no `-wal` file is there, it falls
     /// back to `immutable=1`, which needs no `-shm`.
     pub fn open_read_only(path: &Path) -> Result<Store> {
-        if !path.exists() {
-            return Err(failure(
-                Exit::NotFound,
-                format!(
-                    "database `{}` not found (hint: register a task with `orch task add`, or point --db / ORCH_DB_PATH at the right file)",
-                    path.display()
-                ),
-            ));
-        }
-        check_is_database(path)?;
+        Store::require(path)?;
         // With no `-wal` file there is nothing outside the main file to read: `immutable=1` reads
         // it without creating `-wal`/`-shm` (so nothing is written, even in a read-only place).
         // A writer's WAL appears only beside it; `read_only` retries a read that raced a
@@ -251,9 +259,49 @@ pub fn is_busy(err: &anyhow::Error) -> bool {
     })
 }
 
-/// Refuses, without opening it, a file that exists, is not empty and is not SQLite.
-fn check_is_database(path: &Path) -> Result<()> {
+/// A missing database: exit 3, one line with the path and both fixes.
+fn not_found(path: &Path) -> anyhow::Error {
+    failure(
+        Exit::NotFound,
+        format!(
+            "database `{}` not found (hint: `orch repo add NAME --url URL` creates it, or fix --db / ORCH_DB_PATH)",
+            path.display()
+        ),
+    )
+}
+
+/// Refuses, without opening it, what cannot be orch's database file: a directory, a file with
+/// more than one hard link, a file that exists, is not empty and is not SQLite. A missing file
+/// passes (the caller decides whether it may be created).
+fn check_file(path: &Path) -> Result<()> {
     use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    // `metadata` follows symlinks: a symlink to the database is the database.
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    if meta.is_dir() {
+        return Err(failure(
+            Exit::Usage,
+            format!(
+                "`{}` is a directory, not a database file (hint: point --db / ORCH_DB_PATH at a file inside it, e.g. `{}`)",
+                path.display(),
+                path.join("orch.db").display()
+            ),
+        ));
+    }
+    if meta.nlink() > 1 {
+        // SQLite names the -wal and -shm files after the path it was given: two hard links would
+        // each get their own, and two writers would both win.
+        return Err(failure(
+            Exit::Usage,
+            format!(
+                "database `{}` has {} hard links: each path would get its own -wal and -shm and lose the other's writes (hint: use one path for it; remove the extra link, or use a symlink)",
+                path.display(),
+                meta.nlink()
+            ),
+        ));
+    }
     let Ok(mut file) = std::fs::File::open(path) else {
         return Ok(());
     };
@@ -385,9 +433,32 @@ mod tests {
     #[test]
     fn a_new_database_migrates_and_reopens() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/dir/orch.db");
+        let path = dir.path().join("sub/orch.db");
         drop(Store::open(&path).unwrap());
         let store = Store::open_read_only(&path).unwrap();
         assert_eq!(store.user_version().unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_database_two_directories_down_is_refused_and_nothing_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Store::open(&dir.path().join("a/b/orch.db")).err().unwrap();
+        assert_eq!(crate::error::exit_of(&err), Exit::Usage);
+        assert!(!dir.path().join("a").exists());
+    }
+
+    #[test]
+    fn a_hard_linked_database_is_refused_and_a_symlinked_one_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orch.db");
+        drop(Store::open(&path).unwrap());
+        std::os::unix::fs::symlink(&path, dir.path().join("via-symlink.db")).unwrap();
+        drop(Store::open(&dir.path().join("via-symlink.db")).unwrap());
+        std::fs::hard_link(&path, dir.path().join("hard.db")).unwrap();
+        for p in [path.clone(), dir.path().join("hard.db")] {
+            let err = Store::open(&p).err().unwrap();
+            assert_eq!(crate::error::exit_of(&err), Exit::Usage);
+            assert!(err.to_string().contains("hard links"), "{err}");
+        }
     }
 }

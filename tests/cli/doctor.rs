@@ -64,6 +64,8 @@ fn a_missing_gate_program_is_reported_with_a_fix_and_exits_2() {
 #[test]
 fn shell_builtins_are_not_looked_up_and_absolute_paths_are_checked() {
     let sb = Sandbox::new();
+    // The database exists: the only problem is the scanner.
+    sb.add_task("A", "created");
     let env = [
         ("ORCH_MERGE_CMD", "exit 0"),
         ("ORCH_ALERT_CMD", "cat >/dev/null"),

@@ -10,6 +10,7 @@ mod crash;
 mod demo;
 mod docs;
 mod doctor;
+mod edge;
 mod events;
 mod exec;
 mod foundation;

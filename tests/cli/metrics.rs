@@ -282,13 +282,17 @@ fn prometheus_and_openmetrics_parse_and_carry_every_block_of_the_json() {
 }
 
 #[test]
-fn the_json_flag_still_wins_and_a_missing_database_is_not_found() {
+fn the_json_flag_conflicts_with_a_metrics_format_and_a_missing_database_is_not_found() {
     let sb = Sandbox::new();
     sb.run(&["queue", "--format", "prometheus"]).expect(3);
     assert!(!sb.db.exists(), "a read-only command created the database");
     sb.add_task("A", "created");
+    // Two output formats asked for: a usage error, never one of them silently.
     let out = sb
         .run(&["queue", "--format", "openmetrics", "--json"])
-        .expect(0);
-    out.json();
+        .expect(2);
+    assert!(out.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("--json conflicts"));
 }

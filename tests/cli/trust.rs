@@ -788,9 +788,9 @@ fn trust_validated_sha_must_name_a_commit_of_the_repo() {
 
 #[test]
 fn trust_the_registry_refuses_a_second_name_for_a_remote_and_removing_a_repo_in_use() {
-    // A fresh path: `repo add` creates the database and its directory.
+    // A fresh path: `repo add` creates the database and its directory (whose parent exists).
     let sb = Sandbox::new();
-    let db = sb.path().join("deep").join("er").join("orch.db");
+    let db = sb.path().join("fresh").join("orch.db");
     let remote = sb.path().join("r.git");
     git(
         sb.path(),
@@ -818,7 +818,7 @@ fn trust_the_registry_refuses_a_second_name_for_a_remote_and_removing_a_repo_in_
     let spellings = [
         remote.to_str().unwrap().to_string(),
         format!("{}/", remote.display()),
-        format!("{}/../r.git", sb.path().join("deep").display()),
+        format!("{}/../r.git", sb.path().join("fresh").display()),
         "r.git".to_string(),
         // git opens `x.git` for `x`, and `file://` is the same path.
         sb.path().join("r").display().to_string(),
