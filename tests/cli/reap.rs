@@ -751,3 +751,126 @@ fn queue_shows_the_reaper_block_and_flags_a_stale_reaper() {
         .stdout;
     assert!(text.contains("reaper  STALE"), "{text}");
 }
+
+/// cron's environment: a small ORCH_REAPER_MAX_RUNNING_S that is valid there (every gate timeout
+/// of cron's own environment below it), while the CI step that started the run had a long one.
+fn cron_env() -> Vec<(&'static str, String)> {
+    let mut env: Vec<(&'static str, String)> = [
+        "ORCH_MERGE_RETEST_TIMEOUT_S",
+        "ORCH_SECURITY_GATE_TIMEOUT_S",
+        "ORCH_COVERAGE_TIMEOUT_S",
+        "ORCH_IMAGE_FRESHNESS_TIMEOUT_S",
+        "ORCH_MERGE_CMD_TIMEOUT_S",
+    ]
+    .into_iter()
+    .map(|k| (k, "1".to_string()))
+    .collect();
+    env.push(("ORCH_KILL_GRACE_S", "1".into()));
+    env.push(("ORCH_REAPER_MAX_RUNNING_S", "5".into()));
+    env
+}
+
+fn last_reaper_summary(sb: &Sandbox) -> serde_json::Value {
+    serde_json::from_str(&sb.sqlite("SELECT summary FROM reaper_runs ORDER BY id DESC LIMIT 1"))
+        .unwrap()
+}
+
+#[test]
+fn reaping_by_age_waits_for_the_run_s_own_timeout_and_counts_what_it_kills() {
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    fx.commit_branch("feat/g", "main", &[("g.txt", "g\n")], "g");
+    fx.add_task(&sb, "G", "feat/g", "deploy-staging");
+    let mut env = hanging_env(&starved_suite(sb.path()));
+    env.retain(|(k, _)| *k != "ORCH_MERGE_RETEST_TIMEOUT_S");
+    env.push(("ORCH_MERGE_RETEST_TIMEOUT_S", "120".into()));
+    let mut owner = spawn_orch(&sb, &["merge-gate", "retest", "G"], &env);
+    wait_until("the suite's workers to start", DEADLINE, || {
+        worker_pids(sb.path()).len() == 3
+    });
+    let leader: i32 = sb.sqlite("SELECT leader_pid FROM runs").parse().unwrap();
+    let mut group = worker_pids(sb.path());
+    group.push(leader);
+    assert_eq!(sb.sqlite("SELECT timeout_ms FROM runs"), "120000");
+    // 60 s into its 120 s: far over cron's ORCH_REAPER_MAX_RUNNING_S (5), inside its own timeout.
+    sb.sqlite(
+        "UPDATE runs SET started_at = started_at - 60000, started_boot_ms = started_boot_ms - 60000",
+    );
+    let domain = format!(
+        "{}\n{}\n{}",
+        sb.dump(),
+        sb.sqlite("SELECT * FROM merge_locks"),
+        sb.sqlite("SELECT * FROM requeues")
+    );
+
+    let cron = cron_env();
+    let json = run(&sb, &["reap", "--json"], &cron).expect(0).json();
+    assert_eq!(json["tier2_refused"].as_array().unwrap().len(), 0, "{json}");
+    assert_eq!(json["actions"].as_array().unwrap().len(), 0, "{json}");
+    assert_eq!(json["summary"]["reaped_runs"], 0, "{json}");
+    assert_eq!(json["summary"]["killed_processes"], 0, "{json}");
+    let text = run(&sb, &["reap"], &cron).expect(0);
+    assert!(
+        text.stdout
+            .starts_with("reap: 0 run(s) reaped (0 process(es) killed)"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        group.iter().all(|p| pid_alive(*p)),
+        "the live suite survives"
+    );
+    assert!(owner.try_wait().unwrap().is_none(), "its owner still runs");
+    assert_eq!(run_outcome(&sb, 1), "open");
+    assert_eq!(
+        format!(
+            "{}\n{}\n{}",
+            sb.dump(),
+            sb.sqlite("SELECT * FROM merge_locks"),
+            sb.sqlite("SELECT * FROM requeues")
+        ),
+        domain,
+        "no domain row changed"
+    );
+    assert_eq!(last_reaper_summary(&sb)["killed_processes"], 0);
+
+    // The owner is stuck (stopped: it cannot enforce its timeout) and the run is past its 120 s +
+    // the grace: reaped by age, and what was killed is counted, in the report and in its row.
+    let owner_pid = nix::unistd::Pid::from_raw(owner.id() as i32);
+    nix::sys::signal::kill(owner_pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    sb.sqlite(
+        "UPDATE runs SET started_at = started_at - 200000, started_boot_ms = started_boot_ms - 200000",
+    );
+    let json = run(&sb, &["reap", "--json"], &cron).expect(0).json();
+    nix::sys::signal::kill(owner_pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let actions = json["actions"].as_array().unwrap();
+    let reaped: Vec<&serde_json::Value> = actions
+        .iter()
+        .filter(|a| a["action"] == "reap-run")
+        .collect();
+    assert_eq!(reaped.len(), 1, "{json}");
+    assert_eq!(reaped[0]["tier"], "max-running", "{json}");
+    assert!(
+        reaped[0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("past its own timeout (2m 0s)"),
+        "{json}"
+    );
+    let killed = reaped[0]["killed"].as_array().unwrap().len() as i64;
+    assert!(killed >= 4, "the leader and the three workers: {json}");
+    assert_eq!(json["summary"]["reaped_runs"], 1, "{json}");
+    assert_eq!(json["summary"]["killed_processes"], killed, "{json}");
+    let row = last_reaper_summary(&sb);
+    assert_eq!(row["reaped_runs"], 1, "{row}");
+    assert_eq!(row["killed_processes"], killed, "{row}");
+    assert_eq!(row["reaped_run_ids"], serde_json::json!([1]), "{row}");
+    wait_until("the suite's group to die", DEADLINE, || {
+        group.iter().all(|p| !pid_alive(*p))
+    });
+    assert_eq!(run_outcome(&sb, 1), "reaped");
+    assert_eq!(counter(&sb, "reaper.reaped_runs"), 1);
+    wait_until("the woken owner to exit", DEADLINE, || {
+        owner.try_wait().unwrap().is_some()
+    });
+}

@@ -171,13 +171,38 @@ fn task_show_tells_the_story_of_transitions_a_red_gate_and_a_hold() {
         &[],
     );
     // The red verdict and the rollback it causes are written in one transaction, but each reads
-    // the clock on its own: under load they can land a millisecond apart, and `task show`
-    // (sorted by time, transitions first on a tie) then swaps them. Pin the usual case: the same
-    // millisecond.
+    // the clock on its own: they can land in the same millisecond, or the verdict's clock read
+    // can even come out later. `task show` orders by the history's sequence, not by time: the
+    // red gate comes first either way.
     sb.sqlite(
-        "UPDATE gate_events SET at = (SELECT at FROM transitions WHERE version = 8)
+        "UPDATE gate_events SET at = (SELECT at FROM transitions WHERE version = 8) + 1
          WHERE gate = 'merge'",
     );
+    let json = orch(&sb, &["--json", "task", "show", "T"], &[])
+        .expect(0)
+        .json();
+    let order: Vec<String> = json["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| match i["kind"].as_str().unwrap() {
+            "gate" => format!("gate {} {}", i["gate"], i["outcome"]),
+            kind => format!("{kind} v{}", i["version"]),
+        })
+        .collect();
+    let red_at = order.iter().position(|i| i == "gate \"merge\" \"red\"");
+    let rollback_at = order.iter().position(|i| i == "transition v8");
+    assert!(
+        red_at.is_some() && red_at < rollback_at,
+        "the red gate before its rollback: {order:?}"
+    );
+    let seqs: Vec<i64> = json["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["seq"].as_i64().expect("every row numbered"))
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
 
     let held = orch(
         &sb,
