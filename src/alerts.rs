@@ -159,3 +159,86 @@ fn send(config: &Config, payload: &str, timeout: Duration) -> std::result::Resul
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(key: &str) -> Alert {
+        Alert {
+            key: key.into(),
+            kind: "infra-exhausted".into(),
+            task_id: "T".into(),
+            repo: "r".into(),
+            stage: "deploy-staging".into(),
+            summary: "s".into(),
+            detail: serde_json::Value::Null,
+            at: "now".into(),
+        }
+    }
+
+    /// The raiser claims its attempt like a reaper does: while another process's attempt is in
+    /// flight it sends nothing; once that window has passed undelivered, it sends.
+    #[test]
+    fn the_raiser_does_not_send_while_another_attempt_is_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orch.db");
+        let sent = dir.path().join("sent");
+        let cmd = format!("cat >> '{}'", sent.display());
+        let env = move |k: &str| match k {
+            "ORCH_ALERT_CMD" => Some(cmd.clone()),
+            "ORCH_ALERT_TIMEOUT_S" => Some("7".into()),
+            _ => None,
+        };
+        let config = Config::load(&env, Some(&path));
+        let mut store = Store::open(&path).unwrap();
+        store
+            .write(|db| {
+                db.insert_task(
+                    &crate::store::NewTask {
+                        id: "T".into(),
+                        repo: "r".into(),
+                        branch: "b".into(),
+                        target: "main".into(),
+                        stage: crate::stages::Stage::DeployStaging,
+                    },
+                    0,
+                )?;
+                raise(db, &alert("k"))
+            })
+            .unwrap();
+        // A reaper claimed it a moment ago and is still sending.
+        let pending = store.read().alert_by_key("k").unwrap().unwrap();
+        let now = host::wall_ms();
+        assert!(store
+            .write(|db| db.claim_alert_attempt(&pending, now, 60_000, 10_000))
+            .unwrap());
+        assert!(deliver_key(&mut store, &config, "k").unwrap());
+        assert!(!sent.exists(), "sent twice inside one window");
+        let row = store.read().alert_by_key("k").unwrap().unwrap();
+        assert_eq!((row.attempts, row.timeout_ms), (1, Some(60_000)));
+
+        // That attempt's window passed without a delivery: the next deliverer sends, under the
+        // row's timeout.
+        store
+            .write(|db| db.end_alert_attempt_window_for_tests("k"))
+            .unwrap();
+        assert!(deliver_key(&mut store, &config, "k").unwrap());
+        assert!(sent.exists());
+        assert!(
+            store.read().alert_by_key("k").unwrap().is_none(),
+            "delivered"
+        );
+
+        // A fresh alert: the raiser's own claim stamps its ORCH_ALERT_TIMEOUT_S in the row.
+        store.write(|db| raise(db, &alert("k2"))).unwrap();
+        let fresh = store.read().alert_by_key("k2").unwrap().unwrap();
+        assert_eq!(fresh.timeout_ms, None);
+        assert!(store
+            .write(|db| db.claim_alert_attempt(&fresh, host::wall_ms(), 7_000, 10_000))
+            .unwrap());
+        let claimed = store.read().alert_by_key("k2").unwrap().unwrap();
+        assert_eq!(claimed.timeout_ms, Some(7_000));
+        assert_eq!(timeout_of(&config, &claimed), Duration::from_secs(7));
+    }
+}

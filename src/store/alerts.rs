@@ -70,4 +70,12 @@ impl Db<'_> {
             .optional()
             .context("reading an alert")
     }
+
+    /// Ends the window of the attempt in flight, as if it had passed.
+    #[cfg(test)]
+    pub fn end_alert_attempt_window_for_tests(&self, key: &str) -> Result<()> {
+        self.conn
+            .execute("UPDATE alerts SET attempt_until = 1 WHERE key = ?1", [key])?;
+        Ok(())
+    }
 }

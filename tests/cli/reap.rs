@@ -874,3 +874,97 @@ fn reaping_by_age_waits_for_the_run_s_own_timeout_and_counts_what_it_kills() {
         owner.try_wait().unwrap().is_some()
     });
 }
+
+#[test]
+fn an_alert_is_delivered_once_per_attempt_window_whoever_delivers_it() {
+    let sb = Sandbox::new();
+    sb.add_task("W", "created");
+    let log = sb.path().join("deliveries.log");
+    let release = sb.path().join("release");
+    // Slow: logs the delivery, then waits (polling) until the test lets it finish.
+    let slow = format!(
+        "cat >> '{}'; echo >> '{}'; while [ ! -e '{}' ]; do sleep 0.05; done",
+        log.display(),
+        log.display(),
+        release.display()
+    );
+    let deliveries = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.is_empty())
+            .count()
+    };
+    sb.sqlite(
+        "INSERT INTO alerts (key, task_id, kind, payload, created_at)
+         VALUES ('k', 'W', 'infra-exhausted', '{\"key\":\"k\"}', 0)",
+    );
+    let first = [
+        ("ORCH_ALERT_CMD", slow.clone()),
+        ("ORCH_ALERT_TIMEOUT_S", "600".to_string()),
+    ];
+    let mut a = spawn_orch(&sb, &["reap"], &first);
+    wait_until("the first delivery to start", DEADLINE, || {
+        deliveries() == 1
+    });
+    assert_eq!(
+        sb.sqlite("SELECT attempts || ' ' || timeout_ms || ' ' || (attempt_until > 0) FROM alerts"),
+        "1 600000 1",
+        "the first claim stamps the row's timeout and its window"
+    );
+
+    // While it is in flight, reapers with a much shorter ORCH_ALERT_TIMEOUT_S come and go.
+    let short = [
+        ("ORCH_ALERT_CMD", slow.clone()),
+        ("ORCH_ALERT_TIMEOUT_S", "1".to_string()),
+    ];
+    let mut others: Vec<Child> = (0..4).map(|_| spawn_orch(&sb, &["reap"], &short)).collect();
+    for o in &mut others {
+        assert!(o.wait().unwrap().success());
+    }
+    let json = run(&sb, &["reap", "--json"], &short).expect(0).json();
+    assert_eq!(json["summary"]["alerts_redelivered"], 0, "{json}");
+    assert_eq!(deliveries(), 1, "no second delivery inside the window");
+    assert_eq!(sb.sqlite("SELECT attempts FROM alerts"), "1");
+
+    std::fs::write(&release, "").unwrap();
+    assert!(a.wait().unwrap().success());
+    assert_eq!(deliveries(), 1);
+    assert_eq!(
+        sb.sqlite("SELECT attempts || ' ' || (delivered_at IS NOT NULL) FROM alerts"),
+        "1 1"
+    );
+    assert_eq!(counter(&sb, "alerts.delivered"), 1);
+    assert_eq!(counter(&sb, "alerts.redelivered"), 1);
+
+    // A deliverer that died mid-attempt: inside its window nobody sends; once the window has
+    // passed undelivered, the next reap does. Nothing is lost.
+    let now = host::wall_ms();
+    sb.sqlite(&format!(
+        "INSERT INTO alerts (key, task_id, kind, payload, created_at, attempts, timeout_ms,
+                             attempt_until)
+         VALUES ('died', 'W', 'infra-exhausted', '{{\"key\":\"died\"}}', 0, 1, 600000,
+                 {})",
+        now + 600_000
+    ));
+    let fast = [(
+        "ORCH_ALERT_CMD",
+        format!("cat >> '{}'; echo >> '{}'", log.display(), log.display()),
+    )];
+    let json = run(&sb, &["reap", "--json"], &fast).expect(0).json();
+    assert_eq!(json["summary"]["alerts_redelivered"], 0, "{json}");
+    assert_eq!(deliveries(), 1);
+    sb.sqlite(&format!(
+        "UPDATE alerts SET attempt_until = {} WHERE key = 'died'",
+        now - 1
+    ));
+    let json = run(&sb, &["reap", "--json"], &fast).expect(0).json();
+    assert_eq!(json["summary"]["alerts_redelivered"], 1, "{json}");
+    assert_eq!(deliveries(), 2);
+    assert_eq!(
+        sb.sqlite(
+            "SELECT attempts || ' ' || (delivered_at IS NOT NULL) FROM alerts WHERE key = 'died'"
+        ),
+        "2 1"
+    );
+}
