@@ -832,8 +832,11 @@ pub(crate) struct ReaperBlock {
     pub retention_days: u32,
     /// The last reap that finished.
     pub last_run: Option<LastReap>,
-    /// No reap finished within 3 × `ORCH_REAPER_INTERVAL_S` (while the reaper is enabled).
+    /// No reap finished within 3 × `ORCH_REAPER_INTERVAL_S` (while the reaper is enabled), and
+    /// the registry is older than that: a fresh database is not stale before a reap could run.
     pub stale: bool,
+    /// Since when a reaper could have been needed: the first repository (else task) registered.
+    pub watched_since: Option<i64>,
     pub counters: ReaperCounters,
 }
 
@@ -875,12 +878,14 @@ pub(crate) fn status(db: &Db, config: &Config) -> Result<ReaperBlock> {
                 .unwrap_or(serde_json::Value::Null),
         }
     });
-    let window_ms = (config.reaper_interval * 3).as_millis() as i64;
-    let stale = config.reaper_enabled
-        && match &last_run {
-            None => true,
-            Some(r) => now - r.finished_at > window_ms,
-        };
+    let window_ms =
+        i64::try_from(config.reaper_interval.saturating_mul(3).as_millis()).unwrap_or(i64::MAX);
+    let watched_since = db.watched_since()?;
+    // The last sign of a reaper, or, before the first reap, the registry's first row: a
+    // database younger than the window has had no chance to be reaped.
+    let reference = last_run.as_ref().map(|r| r.finished_at).or(watched_since);
+    let stale =
+        config.reaper_enabled && reference.is_some_and(|at| now.saturating_sub(at) > window_ms);
     let counter = |c: Counter| db.counter(c);
     Ok(ReaperBlock {
         enabled: config.reaper_enabled,
@@ -889,6 +894,7 @@ pub(crate) fn status(db: &Db, config: &Config) -> Result<ReaperBlock> {
         retention_days: config.retention_days,
         last_run,
         stale,
+        watched_since,
         counters: ReaperCounters {
             runs: counter(Counter::ReaperRuns)?,
             reaped_runs: counter(Counter::ReaperReapedRuns)?,

@@ -718,10 +718,38 @@ fn undelivered_alerts_are_redelivered_stale_worktrees_removed_and_old_rows_prune
 #[test]
 fn queue_shows_the_reaper_block_and_flags_a_stale_reaper() {
     let sb = Sandbox::new();
+    // A fresh database (`repo add` creates it): no reap could have run yet, so none is missing.
+    let url = sb.path().join("app-remote.git");
+    sb.add_repo("app", url.to_str().unwrap());
+    let fresh = sb
+        .run_env(&["queue", "--json"], &[("ORCH_REAPER_INTERVAL_S", "1")])
+        .expect(0)
+        .json();
+    assert_eq!(fresh["reaper"]["stale"], false, "just created: {fresh}");
     sb.add_task("Q", "created");
     let queue = sb.run(&["queue", "--json"]).expect(0).json();
-    assert_eq!(queue["reaper"]["stale"], true, "never reaped: {queue}");
+    assert_eq!(
+        queue["reaper"]["stale"], false,
+        "registered just now: {queue}"
+    );
     assert_eq!(queue["reaper"]["last_run"], serde_json::Value::Null);
+    let text = sb.run(&["queue"]).expect(0).stdout;
+    assert!(text.contains("reaper  ok"), "{text}");
+    // Registered more than 3 × the interval ago and never reaped: stale.
+    sb.sqlite(&format!(
+        "UPDATE repos SET created_at = {0}; UPDATE tasks SET created_at = {0}",
+        host::wall_ms() - 10_000
+    ));
+    let queue = sb
+        .run_env(&["queue", "--json"], &[("ORCH_REAPER_INTERVAL_S", "1")])
+        .expect(0)
+        .json();
+    assert_eq!(queue["reaper"]["stale"], true, "never reaped: {queue}");
+    let text = sb
+        .run_env(&["queue"], &[("ORCH_REAPER_INTERVAL_S", "1")])
+        .expect(0)
+        .stdout;
+    assert!(text.contains("reaper  STALE"), "{text}");
 
     plant_run(&sb, None, dead_process(), dead_process(), &Place::here());
     sb.run(&["reap"]).expect(0);
