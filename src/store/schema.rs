@@ -371,4 +371,46 @@ mod tests {
             .flatten();
         assert_eq!(sandbox, None);
     }
+
+    /// v4 numbers a v3 history by time, then gate event before transition before hold within
+    /// one timestamp (the order one transaction writes them), and continues the sequence.
+    #[test]
+    fn v4_numbers_the_existing_history_in_the_order_it_was_written() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_to(&mut conn, 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO tasks (id, repo, branch, target, stage, version, created_at, updated_at)
+                 VALUES ('T', 'r', 'b', 'main', 'development', 3, 0, 0);
+             INSERT INTO transitions (task_id, from_stage, to_stage, version, actor, at)
+                 VALUES ('T', NULL, 'deploy-staging', 1, 'a', 5),
+                        ('T', 'deploy-staging', 'development', 2, 'a', 9);
+             INSERT INTO holds (task_id, action, reason, actor, at)
+                 VALUES ('T', 'hold', 'x', 'a', 9);
+             INSERT INTO gate_events (task_id, edge, gate, outcome, at)
+                 VALUES ('T', 'deploy-staging->deploy', 'merge', 'red', 9);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let order: Vec<String> = conn
+            .prepare(
+                "SELECT kind FROM (
+                     SELECT 'transition v' || version AS kind, seq FROM transitions
+                     UNION ALL SELECT 'gate ' || outcome, seq FROM gate_events
+                     UNION ALL SELECT 'hold', seq FROM holds) ORDER BY seq",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            order,
+            ["transition v1", "gate red", "transition v2", "hold"],
+            "{order:?}"
+        );
+        let next: i64 = conn
+            .query_row("SELECT value FROM history_seq", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(next, 4);
+    }
 }
