@@ -4,8 +4,17 @@
 //! delivery; delivery happens after the commit, through `ORCH_ALERT_CMD` with the alert as JSON on
 //! stdin, and is retried by the reaper (`redeliver`) until it succeeds (at least once). Without an
 //! alert command the alert is printed on stderr and counted delivered.
+//!
+//! At most once per attempt window: every deliverer — the raiser or any reaper — first claims an
+//! attempt (`Db::claim_alert_attempt`), which holds for the alert's window: the delivery timeout
+//! stored in its row plus `ALERT_GRACE_MARGIN`. The first claim — the raiser's, right after the
+//! commit that raised it — stamps the row with its `ORCH_ALERT_TIMEOUT_S`; every attempt runs the
+//! command under that stored timeout, so a process with another `ORCH_ALERT_TIMEOUT_S` neither
+//! shortens the window nor outlives it. A failed attempt ends its window; one whose deliverer died expires
+//! with it, and the next reap retries: nothing is lost.
 
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::Result;
 use serde::Serialize;
@@ -14,6 +23,10 @@ use crate::config::Config;
 use crate::counter::Counter;
 use crate::host;
 use crate::store::{Db, PendingAlert, Store};
+
+/// Beyond the alert command's own timeout, how long an attempt holds its claim (and how long an
+/// alert's raiser has to deliver it before a reaper does).
+pub(crate) const ALERT_GRACE_MARGIN: Duration = Duration::from_secs(10);
 
 /// What an alert says.
 #[derive(Clone, Debug, Serialize)]
@@ -45,52 +58,55 @@ pub(crate) fn raise(db: &Db, alert: &Alert) -> Result<bool> {
     Ok(new)
 }
 
-/// Delivers one stored alert; records the attempt. Returns whether it was delivered.
-pub(crate) fn deliver(store: &mut Store, config: &Config, alert: &PendingAlert) -> Result<bool> {
-    let result = send(config, &alert.payload);
-    let now = host::wall_ms();
-    store.write(|db| {
-        db.record_alert_attempt(
-            alert.id,
-            result.is_ok(),
-            result.as_ref().err().map(String::as_str),
-            now,
-        )?;
-        db.count(
-            if result.is_ok() {
-                Counter::AlertsDelivered
-            } else {
-                Counter::AlertsDeliveryFailed
-            },
-            1,
-        )
-    })?;
-    Ok(result.is_ok())
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// The reaper's re-delivery of a stored alert. The attempt is claimed first (a compare-and-swap
-/// on the attempt count it read), so two reapers never send the same attempt; the result is
-/// recorded after. `None` when another process attempted or delivered it first.
-pub(crate) fn redeliver(
+/// The delivery timeout of a stored alert: the one stamped in its row by its first attempt (the
+/// raiser's), this process's own only for the first attempt.
+pub(crate) fn timeout_of(config: &Config, alert: &PendingAlert) -> Duration {
+    alert.timeout_ms.map_or(config.alert_timeout, |ms| {
+        Duration::from_millis(ms.max(0) as u64)
+    })
+}
+
+/// Who is delivering: the raiser, right after its commit, or a reaper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Deliverer {
+    Raiser,
+    Reaper,
+}
+
+/// One claimed attempt: claim the window, send under the alert's own timeout, record the result.
+/// `None` when another process attempted or delivered it first, or has an attempt in flight.
+fn attempt(
     store: &mut Store,
     config: &Config,
     alert: &PendingAlert,
+    by: Deliverer,
 ) -> Result<Option<bool>> {
-    if !store.write(|db| db.claim_alert_attempt(alert))? {
+    let timeout = timeout_of(config, alert);
+    let now = host::wall_ms();
+    let (own, margin) = (millis(config.alert_timeout), millis(ALERT_GRACE_MARGIN));
+    if !store.write(|db| db.claim_alert_attempt(alert, now, own, margin))? {
         return Ok(None);
     }
-    let result = send(config, &alert.payload);
+    let result = send(config, &alert.payload, timeout);
     let now = host::wall_ms();
     store.write_retrying(|db| {
         db.record_claimed_attempt(
             alert.id,
+            alert.attempts + 1,
             result.is_ok(),
             result.as_ref().err().map(String::as_str),
             now,
         )?;
         if result.is_ok() {
             db.count(Counter::AlertsDelivered, 1)?;
-            db.count(Counter::AlertsRedelivered, 1)
+            if by == Deliverer::Reaper {
+                db.count(Counter::AlertsRedelivered, 1)?;
+            }
+            Ok(())
         } else {
             db.count(Counter::AlertsDeliveryFailed, 1)
         }
@@ -98,15 +114,26 @@ pub(crate) fn redeliver(
     Ok(Some(result.is_ok()))
 }
 
-/// Delivers the alert with this key if it is still undelivered.
+/// The reaper's re-delivery of a stored alert (see `attempt`). `None` when another process
+/// attempted or delivered it first, or has an attempt in flight.
+pub(crate) fn redeliver(
+    store: &mut Store,
+    config: &Config,
+    alert: &PendingAlert,
+) -> Result<Option<bool>> {
+    attempt(store, config, alert, Deliverer::Reaper)
+}
+
+/// The raiser's delivery of the alert with this key, if it is still undelivered. Returns whether
+/// it was delivered here or is being (or was) delivered by another process.
 pub(crate) fn deliver_key(store: &mut Store, config: &Config, key: &str) -> Result<bool> {
     match store.read().alert_by_key(key)? {
-        Some(alert) => deliver(store, config, &alert),
+        Some(alert) => Ok(attempt(store, config, &alert, Deliverer::Raiser)?.unwrap_or(true)),
         None => Ok(true),
     }
 }
 
-fn send(config: &Config, payload: &str) -> std::result::Result<(), String> {
+fn send(config: &Config, payload: &str, timeout: Duration) -> std::result::Result<(), String> {
     let Some(cmd) = &config.alert_cmd else {
         eprintln!("orch: ALERT {payload}");
         return Ok(());
@@ -115,7 +142,7 @@ fn send(config: &Config, payload: &str) -> std::result::Result<(), String> {
     command.args(["-c", cmd]);
     let mut input = payload.as_bytes().to_vec();
     input.push(b'\n');
-    let finished = crate::child::run(command, config.alert_timeout, Some(&input))
+    let finished = crate::child::run(command, timeout, Some(&input))
         .map_err(|e| format!("cannot start ORCH_ALERT_CMD: {e}"))?;
     match finished.status {
         Some(s) if s.success() => Ok(()),
@@ -127,8 +154,91 @@ fn send(config: &Config, payload: &str) -> std::result::Result<(), String> {
             Err("ORCH_ALERT_CMD interrupted: orch received a signal".into())
         }
         None => Err(format!(
-            "ORCH_ALERT_CMD timed out after {}s",
-            config.alert_timeout.as_secs()
+            "ORCH_ALERT_CMD timed out after {}s (the alert's timeout, ORCH_ALERT_TIMEOUT_S when it was raised)",
+            timeout.as_secs()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(key: &str) -> Alert {
+        Alert {
+            key: key.into(),
+            kind: "infra-exhausted".into(),
+            task_id: "T".into(),
+            repo: "r".into(),
+            stage: "deploy-staging".into(),
+            summary: "s".into(),
+            detail: serde_json::Value::Null,
+            at: "now".into(),
+        }
+    }
+
+    /// The raiser claims its attempt like a reaper does: while another process's attempt is in
+    /// flight it sends nothing; once that window has passed undelivered, it sends.
+    #[test]
+    fn the_raiser_does_not_send_while_another_attempt_is_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orch.db");
+        let sent = dir.path().join("sent");
+        let cmd = format!("cat >> '{}'", sent.display());
+        let env = move |k: &str| match k {
+            "ORCH_ALERT_CMD" => Some(cmd.clone()),
+            "ORCH_ALERT_TIMEOUT_S" => Some("7".into()),
+            _ => None,
+        };
+        let config = Config::load(&env, Some(&path));
+        let mut store = Store::open(&path).unwrap();
+        store
+            .write(|db| {
+                db.insert_task(
+                    &crate::store::NewTask {
+                        id: "T".into(),
+                        repo: "r".into(),
+                        branch: "b".into(),
+                        target: "main".into(),
+                        stage: crate::stages::Stage::DeployStaging,
+                    },
+                    0,
+                )?;
+                raise(db, &alert("k"))
+            })
+            .unwrap();
+        // A reaper claimed it a moment ago and is still sending.
+        let pending = store.read().alert_by_key("k").unwrap().unwrap();
+        let now = host::wall_ms();
+        assert!(store
+            .write(|db| db.claim_alert_attempt(&pending, now, 60_000, 10_000))
+            .unwrap());
+        assert!(deliver_key(&mut store, &config, "k").unwrap());
+        assert!(!sent.exists(), "sent twice inside one window");
+        let row = store.read().alert_by_key("k").unwrap().unwrap();
+        assert_eq!((row.attempts, row.timeout_ms), (1, Some(60_000)));
+
+        // That attempt's window passed without a delivery: the next deliverer sends, under the
+        // row's timeout.
+        store
+            .write(|db| db.end_alert_attempt_window_for_tests("k"))
+            .unwrap();
+        assert!(deliver_key(&mut store, &config, "k").unwrap());
+        assert!(sent.exists());
+        assert!(
+            store.read().alert_by_key("k").unwrap().is_none(),
+            "delivered"
+        );
+
+        // A fresh alert: the raiser's own claim stamps its ORCH_ALERT_TIMEOUT_S in the row.
+        store.write(|db| raise(db, &alert("k2"))).unwrap();
+        let fresh = store.read().alert_by_key("k2").unwrap().unwrap();
+        assert_eq!(fresh.timeout_ms, None);
+        assert!(store
+            .write(|db| db.claim_alert_attempt(&fresh, host::wall_ms(), 7_000, 10_000))
+            .unwrap());
+        let claimed = store.read().alert_by_key("k2").unwrap().unwrap();
+        assert_eq!(claimed.timeout_ms, Some(7_000));
+        assert_eq!(timeout_of(&config, &claimed), Duration::from_secs(7));
     }
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::gates::GateKind;
-use crate::queue::QueueView;
+use crate::queue::{QueueView, RequeueState};
 
 /// Which text format to write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,6 +115,7 @@ fn flag(b: bool) -> f64 {
 pub(crate) fn families(view: &QueueView) -> Vec<Family> {
     let mut f = Families::default();
     stages(&mut f, view);
+    held(&mut f, view);
     history(&mut f, view);
     transition_lease(&mut f, view);
     alerts(&mut f, view);
@@ -187,6 +188,27 @@ fn transition_lease(f: &mut Families, view: &QueueView) {
     .value(c.cas_lost as f64);
 }
 
+fn held(f: &mut Families, view: &QueueView) {
+    f.gauge("held_tasks", "Tasks on HOLD now (orch queue lists why).")
+        .value(view.held.total as f64);
+    let age = f.gauge(
+        "held_task_age_seconds",
+        "How long each task listed on HOLD has been held, by task, stage and reason.",
+    );
+    for t in &view.held.tasks {
+        if let Some(a) = t.age_s {
+            age.samples.push(Sample {
+                labels: vec![
+                    ("task", t.task_id.clone()),
+                    ("stage", t.stage.clone()),
+                    ("reason", t.reason.clone()),
+                ],
+                value: a as f64,
+            });
+        }
+    }
+}
+
 fn history(f: &mut Families, view: &QueueView) {
     let h = &view.history;
     f.counter("history_tasks_added", "Tasks registered.")
@@ -243,6 +265,22 @@ fn runs(f: &mut Families, view: &QueueView) {
     );
     if let Some(age) = view.runs.alive.iter().map(|r| r.age_s).max() {
         oldest.value(age as f64);
+    }
+    let deadline = f.gauge(
+        "runs_deadline_timestamp_seconds",
+        "When each run alive reaches its own timeout (started + timeout), by run, task and gate.",
+    );
+    for r in &view.runs.alive {
+        if let Some(at) = r.deadline_at {
+            deadline.samples.push(Sample {
+                labels: vec![
+                    ("run", r.run.id.to_string()),
+                    ("task", r.run.task_id.clone().unwrap_or_default()),
+                    ("gate", r.run.gate.clone()),
+                ],
+                value: at as f64 / 1000.0,
+            });
+        }
     }
     f.counter(
         "runs_reaped",
@@ -329,35 +367,50 @@ fn merge_gate(f: &mut Families, view: &QueueView) {
     for l in &m.locks {
         lock_age.sample(&[("repo", &l.repo)], l.age_s as f64);
     }
-    let mut by_kind: BTreeMap<&str, (usize, usize)> = ["deferral", "infra"]
+    let mut by_kind: BTreeMap<&str, (usize, usize, usize)> = ["deferral", "infra"]
         .into_iter()
-        .map(|k| (k, (0, 0)))
+        .map(|k| (k, (0, 0, 0)))
         .collect();
     for p in &m.pending {
         let e = by_kind.entry(p.kind.as_str()).or_default();
         e.0 += 1;
-        if p.due_in_s <= 0 {
-            e.1 += 1;
+        match p.state {
+            RequeueState::Due => e.1 += 1,
+            RequeueState::Running => e.2 += 1,
+            RequeueState::Waiting => {}
         }
     }
     let pending = f.gauge(
         "merge_gate_pending_requeues",
         "Re-queued edges waiting for `orch advance --next`, by kind.",
     );
-    for (kind, (n, _)) in &by_kind {
+    for (kind, (n, _, _)) in &by_kind {
         pending.sample(&[("kind", kind)], *n as f64);
     }
     let overdue = f.gauge(
         "merge_gate_pending_overdue",
-        "Re-queued edges already due, by kind; a growing number means cron is not running orch advance --next.",
+        "Re-queued edges already due and not running, by kind; a growing number means cron is not running orch advance --next.",
     );
-    for (kind, (_, n)) in &by_kind {
+    for (kind, (_, n, _)) in &by_kind {
         overdue.sample(&[("kind", kind)], *n as f64);
     }
-    let most_overdue = m.pending.iter().map(|p| -p.due_in_s).max().unwrap_or(0);
+    let running = f.gauge(
+        "merge_gate_pending_running",
+        "Re-queued edges whose task is being worked on now (a run alive or a live lease), by kind.",
+    );
+    for (kind, (_, _, n)) in &by_kind {
+        running.sample(&[("kind", kind)], *n as f64);
+    }
+    let most_overdue = m
+        .pending
+        .iter()
+        .filter(|p| p.state == RequeueState::Due)
+        .map(|p| -p.due_in_s)
+        .max()
+        .unwrap_or(0);
     f.gauge(
         "merge_gate_pending_max_overdue_seconds",
-        "How long the most overdue re-queued edge has been due, 0 when none is.",
+        "How long the most overdue re-queued edge (not running) has been due, 0 when none is.",
     )
     .value(most_overdue.max(0) as f64);
 }

@@ -13,11 +13,16 @@ use crate::owner::{Claimant, Holder};
 use crate::stages::Stage;
 use crate::store::{AlertRow, Db, OpenRun, RequeueKind};
 
+/// Held tasks listed by `orch queue` at most (the longest held first); `held.total` counts all.
+const HELD_LISTED: i64 = 100;
+
 /// Every block of `orch queue`.
 #[derive(Debug, Serialize)]
 pub(crate) struct QueueView {
     pub generated_at: i64,
     pub stages: Vec<StageBlock>,
+    /// The tasks on HOLD: why, and since when.
+    pub held: HeldBlock,
     pub history: HistoryBlock,
     pub transition_lease: LeaseBlock,
     pub alerts: AlertsBlock,
@@ -90,6 +95,35 @@ pub(crate) struct MergeLockView {
 }
 
 #[derive(Debug, Serialize)]
+pub(crate) struct HeldBlock {
+    pub total: i64,
+    /// The longest held first, at most 100.
+    pub tasks: Vec<HeldView>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct HeldView {
+    pub task_id: String,
+    pub stage: String,
+    pub reason: String,
+    pub held_since: Option<i64>,
+    pub age_s: Option<i64>,
+}
+
+/// Where a pending re-queue stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum RequeueState {
+    /// Not due yet.
+    Waiting,
+    /// Due, and nothing is working on the task: the next `orch advance --next` claims it.
+    Due,
+    /// Its task is being worked on now (a run alive, or a live holder of its lease): the edge is
+    /// running, whatever the due time says.
+    Running,
+}
+
+#[derive(Debug, Serialize)]
 pub(crate) struct PendingRequeue {
     pub task_id: String,
     pub edge: String,
@@ -99,6 +133,9 @@ pub(crate) struct PendingRequeue {
     pub due_at: i64,
     /// Seconds until due; negative when overdue.
     pub due_in_s: i64,
+    pub state: RequeueState,
+    /// What is running it, when `state` is `running` (`run 7`, or the lease holder).
+    pub running: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -170,6 +207,10 @@ pub(crate) struct RunView {
     #[serde(flatten)]
     pub run: OpenRun,
     pub age_s: i64,
+    /// When its owner ends it: started + its own timeout (wall ms); `None` without a timeout.
+    pub deadline_at: Option<i64>,
+    /// Seconds until that deadline; negative once it has passed.
+    pub deadline_in_s: Option<i64>,
 }
 
 /// Builds the view from one read snapshot.
@@ -189,9 +230,24 @@ pub(crate) fn build(db: &Db, config: &Config) -> Result<QueueView> {
         })
         .collect();
     let me = Claimant::current("orch queue");
-    let leases = db
-        .leases()?
-        .into_iter()
+    let lease_rows = db.leases()?;
+    let open_runs = db.open_runs()?;
+    // Who is working on a task now: a run alive, else a live lease holder.
+    let working_on = |task_id: &str| -> Option<String> {
+        if let Some(run) = open_runs
+            .iter()
+            .find(|r| r.task_id.as_deref() == Some(task_id))
+        {
+            return Some(format!("run {} ({})", run.id, run.gate));
+        }
+        lease_rows
+            .iter()
+            .find(|l| l.task_id == task_id && !matches!(l.judge(&me), Holder::Dead(_)))
+            .map(|l| format!("lease held by {}", l.describe()))
+    };
+    let leases = lease_rows
+        .iter()
+        .cloned()
         .map(|row| LiveLease {
             holder: match row.judge(&me) {
                 Holder::Alive | Holder::Mine => "alive".into(),
@@ -250,8 +306,20 @@ pub(crate) fn build(db: &Db, config: &Config) -> Result<QueueView> {
         pending: db
             .requeues()?
             .into_iter()
-            .map(|r| PendingRequeue {
-                due_in_s: (r.due_in_ms() + 999).div_euclid(1000),
+            .map(|r| {
+                let due_in_s = (r.due_in_ms() + 999).div_euclid(1000);
+                let running = working_on(&r.task_id);
+                let state = match (&running, due_in_s <= 0) {
+                    (Some(_), _) => RequeueState::Running,
+                    (None, true) => RequeueState::Due,
+                    (None, false) => RequeueState::Waiting,
+                };
+                (r, due_in_s, state, running)
+            })
+            .map(|(r, due_in_s, state, running)| PendingRequeue {
+                due_in_s,
+                state,
+                running,
                 edge: format!("{} → {}", r.from_stage, r.to_stage),
                 task_id: r.task_id,
                 kind: r.kind,
@@ -262,9 +330,25 @@ pub(crate) fn build(db: &Db, config: &Config) -> Result<QueueView> {
             .collect(),
     };
     let (total, undelivered) = db.alert_totals()?;
+    let held_total = counts.iter().map(|c| c.held).sum();
+    let held = HeldBlock {
+        total: held_total,
+        tasks: db
+            .held_tasks(HELD_LISTED)?
+            .into_iter()
+            .map(|h| HeldView {
+                age_s: h.held_since.map(|at| (now - at).max(0) / 1000),
+                task_id: h.task_id,
+                stage: h.stage,
+                reason: h.reason,
+                held_since: h.held_since,
+            })
+            .collect(),
+    };
     Ok(QueueView {
         generated_at: now,
         stages,
+        held,
         history: HistoryBlock {
             tasks_added: counter(Counter::TasksAdded)?,
             transitions: counter(Counter::Transitions)?,
@@ -294,12 +378,17 @@ pub(crate) fn build(db: &Db, config: &Config) -> Result<QueueView> {
             recent: db.recent_alerts(10)?,
         },
         runs: RunsBlock {
-            alive: db
-                .open_runs()?
+            alive: open_runs
                 .into_iter()
-                .map(|run| RunView {
-                    age_s: (now - run.started_at).max(0) / 1000,
-                    run,
+                .map(|run| {
+                    let deadline_at =
+                        (run.timeout_ms > 0).then(|| run.started_at.saturating_add(run.timeout_ms));
+                    RunView {
+                        age_s: (now - run.started_at).max(0) / 1000,
+                        deadline_in_s: deadline_at.map(|d| (d - now).div_euclid(1000)),
+                        deadline_at,
+                        run,
+                    }
                 })
                 .collect(),
             reaped: counter(Counter::RunsReaped)?,
@@ -377,6 +466,26 @@ fn render_lines(view: &QueueView) -> Vec<String> {
             s.held,
             s.oldest_age_s
                 .map_or_else(|| "-".to_string(), |a| crate::ui::age(a * 1000))
+        ));
+    }
+    out.push(format!("held  {} task(s) on HOLD", view.held.total));
+    for t in &view.held.tasks {
+        out.push(format!(
+            "  {}  {}  since {}{}  reason: {}",
+            t.task_id,
+            t.stage,
+            t.held_since
+                .map_or_else(|| "-".to_string(), crate::ui::timestamp),
+            t.age_s
+                .map(|a| format!(" ({} ago)", crate::ui::age(a * 1000)))
+                .unwrap_or_default(),
+            t.reason
+        ));
+    }
+    if view.held.total > view.held.tasks.len() as i64 {
+        out.push(format!(
+            "  … and {} more (orch task list shows them all)",
+            view.held.total - view.held.tasks.len() as i64
         ));
     }
     let h = &view.history;
@@ -461,10 +570,10 @@ fn render_lines(view: &QueueView) -> Vec<String> {
             p.kind,
             p.attempt,
             crate::ui::timestamp(p.due_at),
-            if p.due_in_s <= 0 {
-                "due now".to_string()
-            } else {
-                format!("in {}s", p.due_in_s)
+            match (p.state, &p.running) {
+                (RequeueState::Running, Some(by)) => format!("running now: {by}"),
+                (RequeueState::Waiting, _) => format!("in {}s", p.due_in_s),
+                _ => "due now".to_string(),
             },
             p.reason
         ));
@@ -506,12 +615,25 @@ fn render_lines(view: &QueueView) -> Vec<String> {
     ));
     for r in &view.runs.alive {
         out.push(format!(
-            "  run {}  {}  {}  pgid {}  {}",
+            "  run {}  {}  {}  pgid {}  {}  {}",
             r.run.id,
             r.run.task_id.as_deref().unwrap_or("-"),
             r.run.gate,
             r.run.leader_pid,
-            crate::ui::age(r.age_s * 1000)
+            crate::ui::age(r.age_s * 1000),
+            match (r.deadline_at, r.deadline_in_s) {
+                (Some(at), Some(left)) if left >= 0 => format!(
+                    "deadline {} (in {})",
+                    crate::ui::timestamp(at),
+                    crate::ui::age(left * 1000)
+                ),
+                (Some(at), Some(left)) => format!(
+                    "deadline {} (PASSED {} ago)",
+                    crate::ui::timestamp(at),
+                    crate::ui::age(-left * 1000)
+                ),
+                _ => "no deadline".to_string(),
+            }
         ));
     }
     out.extend(view.reaper.lines());

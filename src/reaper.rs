@@ -37,9 +37,9 @@ use crate::store::{Db, LeaseRow, Pruned, RunRow, Store};
 const ALERTS_PER_REAP: i64 = 20;
 /// Rows deleted per table per reap at most, so that a write transaction stays short.
 const PRUNE_BATCH: i64 = 10_000;
-/// Beyond the alert command's own timeout, how long an alert's raiser has to deliver it before
-/// the reaper does.
-const ALERT_GRACE_MARGIN: Duration = Duration::from_secs(10);
+/// Beyond a run's own timeout and the kill grace, how long its owner has to kill the group, sweep
+/// it and close the row before a reap by age may.
+const RUN_FINISH_MARGIN: Duration = Duration::from_secs(10);
 /// Tolerance when comparing a process's start with a worktree's creation time.
 const START_TIME_MARGIN_MS: i64 = 10_000;
 
@@ -73,6 +73,14 @@ pub(crate) enum Action {
         /// What routing did: `infra-requeued`, `exhausted`, `deferred`, `none`; in a dry run,
         /// what it would try.
         routed: String,
+    },
+    /// A run whose group this reap killed, but whose row someone else (its owner, another reap)
+    /// closed first: they routed it.
+    KillRun {
+        run_id: i64,
+        task_id: Option<String>,
+        why: String,
+        killed: Vec<i32>,
     },
     /// A run that should be reaped but whose group could not be shown empty: left open, retried
     /// by the next reap.
@@ -116,6 +124,9 @@ pub(crate) struct Summary {
     pub reaped_runs: i64,
     pub kept_runs: i64,
     pub killed_processes: i64,
+    /// Runs whose group this reap killed but whose row another process closed first (their
+    /// processes are in `killed_processes`).
+    pub killed_runs_finished_elsewhere: i64,
     pub dropped_leases: i64,
     pub dropped_merge_locks: i64,
     pub alerts_redelivered: i64,
@@ -161,6 +172,10 @@ impl ReapReport {
                 s.reaped_runs += 1;
                 s.killed_processes += killed.len() as i64;
                 s.reaped_run_ids.push(*run_id);
+            }
+            Action::KillRun { killed, .. } => {
+                s.killed_runs_finished_elsewhere += 1;
+                s.killed_processes += killed.len() as i64;
             }
             Action::KeepRun { .. } => s.kept_runs += 1,
             Action::DropLease { .. } => s.dropped_leases += 1,
@@ -261,6 +276,17 @@ impl Action {
                     )
                 },
                 verb("routed", "route")
+            ),
+            Action::KillRun {
+                run_id,
+                task_id,
+                why,
+                killed,
+            } => format!(
+                "{} {} process(es) {killed:?} of run {run_id} (task {}): {why}; its owner closed the run first and routes it",
+                verb("killed", "kill"),
+                killed.len(),
+                task_id.as_deref().unwrap_or("-")
             ),
             Action::KeepRun {
                 run_id,
@@ -383,16 +409,27 @@ fn judge_run(
             } else {
                 let age_ms = host::boot_ms() - run.started_boot_ms;
                 let max = config.reaper_max_running;
-                (tier2 && age_ms > max.as_millis() as i64).then(|| {
-                    (
-                        Tier::MaxRunning,
-                        format!(
-                            "running for {}, over ORCH_REAPER_MAX_RUNNING_S ({}s)",
-                            crate::ui::age(age_ms),
-                            max.as_secs()
-                        ),
-                    )
-                })
+                (tier2 && age_ms > max.as_millis() as i64 && past_own_deadline(config, run, age_ms))
+                    .then(|| {
+                        (
+                            Tier::MaxRunning,
+                            format!(
+                                "running for {}, over ORCH_REAPER_MAX_RUNNING_S ({}s){}",
+                                crate::ui::age(age_ms),
+                                max.as_secs(),
+                                if run.timeout_ms > 0 {
+                                    format!(
+                                        " and past its own timeout ({}) + ORCH_KILL_GRACE_S ({}s) + {}s",
+                                        crate::ui::age(run.timeout_ms),
+                                        config.kill_grace.as_secs(),
+                                        RUN_FINISH_MARGIN.as_secs()
+                                    )
+                                } else {
+                                    String::new()
+                                }
+                            ),
+                        )
+                    })
             }
         }
         Locality::EarlierBoot => Some((
@@ -403,6 +440,21 @@ fn judge_run(
             owner_expired(db, config, run, me)?.map(|why| (Tier::OwnerExpired, why))
         }
     })
+}
+
+/// Whether a run has outlived the deadline its owner enforces: its recorded timeout
+/// (`runs.timeout_ms`, the one it was started with, whatever this process's gate timeouts say) +
+/// `ORCH_KILL_GRACE_S` (this process's; the runs table does not record the grace) +
+/// `RUN_FINISH_MARGIN`. A run without a timeout has no such deadline. Reaping by age never kills
+/// a run before it: the owner would still end it itself.
+fn past_own_deadline(config: &Config, run: &RunRow, age_ms: i64) -> bool {
+    if run.timeout_ms <= 0 {
+        return true;
+    }
+    let deadline = Duration::from_millis(run.timeout_ms as u64)
+        .saturating_add(config.kill_grace)
+        .saturating_add(RUN_FINISH_MARGIN);
+    age_ms > i64::try_from(deadline.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// A run recorded on another host or pid namespace: its owner is judged by the lease it holds on
@@ -487,12 +539,25 @@ fn reap_runs(
             Elsewhere::Leave
         };
         let counter = Some(Counter::ReaperReapedRuns);
+        // What `finish_dead_run` is about to kill, so that a kill is reported even when someone
+        // else (a live owner woken by it) closes the row first.
+        let alive = match reclaim::signalling(run) {
+            Signalling::Alive(members) if elsewhere == Elsewhere::Leave => members,
+            _ => Vec::new(),
+        };
         match routing::finish_dead_run(store, config, run, &why, elsewhere, counter)? {
             DeadRun::Reaped(reaped) => {
                 let routed = reaped.routed_name().to_string();
                 report.push(reap(reaped.killed, routed));
             }
-            // Someone else finished it first: they route it, this reap writes nothing.
+            // Someone else finished it first: they route it, this reap writes nothing to the
+            // run; but what it killed is said and counted.
+            DeadRun::FinishedElsewhere if !alive.is_empty() => report.push(Action::KillRun {
+                run_id: run.id,
+                task_id: run.task_id.clone(),
+                why,
+                killed: alive,
+            }),
             DeadRun::FinishedElsewhere => {}
             DeadRun::Survivors => report.push(Action::KeepRun {
                 run_id: run.id,
@@ -556,26 +621,25 @@ fn drop_dead_merge_locks(store: &mut Store, mode: Mode, report: &mut ReapReport)
     Ok(())
 }
 
-/// Alerts old enough that their raiser has had its chance to deliver them.
-fn alert_cutoff(config: &Config) -> i64 {
-    host::wall_ms() - (config.alert_timeout + ALERT_GRACE_MARGIN).as_millis() as i64
-}
-
 fn redeliver_alerts(
     store: &mut Store,
     config: &Config,
     mode: Mode,
     report: &mut ReapReport,
 ) -> Result<()> {
-    let pending = store
-        .read()
-        .alerts_to_redeliver(alert_cutoff(config), ALERTS_PER_REAP)?;
+    // Each alert's window is its own (the timeout stored in its row), not this process's.
+    let pending = store.read().alerts_to_redeliver(
+        host::wall_ms(),
+        config.alert_timeout.as_millis() as i64,
+        crate::alerts::ALERT_GRACE_MARGIN.as_millis() as i64,
+        ALERTS_PER_REAP,
+    )?;
     for alert in &pending {
         let delivered = match mode {
             Mode::DryRun => None,
             Mode::Reap => match crate::alerts::redeliver(store, config, alert)? {
                 Some(delivered) => Some(delivered),
-                // Another process attempted or delivered it first.
+                // Another process attempted or delivered it first, or has an attempt in flight.
                 None => continue,
             },
         };
@@ -768,8 +832,11 @@ pub(crate) struct ReaperBlock {
     pub retention_days: u32,
     /// The last reap that finished.
     pub last_run: Option<LastReap>,
-    /// No reap finished within 3 × `ORCH_REAPER_INTERVAL_S` (while the reaper is enabled).
+    /// No reap finished within 3 × `ORCH_REAPER_INTERVAL_S` (while the reaper is enabled), and
+    /// the registry is older than that: a fresh database is not stale before a reap could run.
     pub stale: bool,
+    /// Since when a reaper could have been needed: the first repository (else task) registered.
+    pub watched_since: Option<i64>,
     pub counters: ReaperCounters,
 }
 
@@ -811,12 +878,14 @@ pub(crate) fn status(db: &Db, config: &Config) -> Result<ReaperBlock> {
                 .unwrap_or(serde_json::Value::Null),
         }
     });
-    let window_ms = (config.reaper_interval * 3).as_millis() as i64;
-    let stale = config.reaper_enabled
-        && match &last_run {
-            None => true,
-            Some(r) => now - r.finished_at > window_ms,
-        };
+    let window_ms =
+        i64::try_from(config.reaper_interval.saturating_mul(3).as_millis()).unwrap_or(i64::MAX);
+    let watched_since = db.watched_since()?;
+    // The last sign of a reaper, or, before the first reap, the registry's first row: a
+    // database younger than the window has had no chance to be reaped.
+    let reference = last_run.as_ref().map(|r| r.finished_at).or(watched_since);
+    let stale =
+        config.reaper_enabled && reference.is_some_and(|at| now.saturating_sub(at) > window_ms);
     let counter = |c: Counter| db.counter(c);
     Ok(ReaperBlock {
         enabled: config.reaper_enabled,
@@ -825,6 +894,7 @@ pub(crate) fn status(db: &Db, config: &Config) -> Result<ReaperBlock> {
         retention_days: config.retention_days,
         last_run,
         stale,
+        watched_since,
         counters: ReaperCounters {
             runs: counter(Counter::ReaperRuns)?,
             reaped_runs: counter(Counter::ReaperReapedRuns)?,

@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 
 use crate::error::{failure, Exit};
 use crate::store::Store;
-use crate::ui::{plain, timestamp};
+use crate::ui::{age, plain, timestamp};
 use crate::Context;
 
 #[derive(Debug, Subcommand)]
@@ -60,9 +60,22 @@ fn show(ctx: &Context, args: ShowArgs) -> Result<Exit> {
     ));
     ui.line(format!("command   {}", printable(&run.command)));
     ui.line(format!(
-        "started   {}   finished {}",
+        "started   {}   finished {}   took {}   timeout {}",
         timestamp(run.started_at),
-        run.finished_at.map_or_else(|| "-".to_string(), timestamp)
+        run.finished_at.map_or_else(|| "-".to_string(), timestamp),
+        run.finished_at.map_or_else(
+            || "- (running)".to_string(),
+            |end| age((end - run.started_at).max(0))
+        ),
+        if run.timeout_ms > 0 {
+            format!(
+                "{} (deadline {})",
+                age(run.timeout_ms),
+                timestamp(run.started_at.saturating_add(run.timeout_ms))
+            )
+        } else {
+            "none".to_string()
+        }
     ));
     ui.line(format!(
         "owner     pid {} on {}   leader pid {}",

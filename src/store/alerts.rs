@@ -1,7 +1,8 @@
-//! Rows of `alerts`: written, under a unique key, before delivery; delivered at least once.
+//! Rows of `alerts`: written, under a unique key, before delivery; delivered at least once, and
+//! at most once per attempt window (`Db::claim_alert_attempt`).
 
 use anyhow::{Context, Result};
-use rusqlite::params;
+use rusqlite::{params, Row};
 
 use super::Db;
 
@@ -12,10 +13,30 @@ pub struct PendingAlert {
     pub key: String,
     pub payload: String,
     pub attempts: i64,
+    /// The delivery timeout every attempt uses (ms), stamped by the first claim — the raiser's,
+    /// right after the commit that raised it; `None` until then.
+    pub timeout_ms: Option<i64>,
+    /// When the attempt in flight, if any, stops counting (wall ms).
+    pub attempt_until: Option<i64>,
+}
+
+pub(super) const PENDING_ALERT_COLUMNS: &str =
+    "id, key, payload, attempts, timeout_ms, attempt_until";
+
+pub(super) fn pending_alert_from_row(r: &Row) -> rusqlite::Result<PendingAlert> {
+    Ok(PendingAlert {
+        id: r.get(0)?,
+        key: r.get(1)?,
+        payload: r.get(2)?,
+        attempts: r.get(3)?,
+        timeout_ms: r.get(4)?,
+        attempt_until: r.get(5)?,
+    })
 }
 
 impl Db<'_> {
-    /// Inserts an alert unless one with this key exists; returns whether it was new.
+    /// Inserts an alert unless one with this key exists; returns whether it was new. Its delivery
+    /// timeout is stamped by the first claim of an attempt (`Db::claim_alert_attempt`).
     pub fn insert_alert(
         &self,
         key: &str,
@@ -39,35 +60,22 @@ impl Db<'_> {
         use rusqlite::OptionalExtension;
         self.conn
             .query_row(
-                "SELECT id, key, payload, attempts FROM alerts WHERE key = ?1 AND delivered_at IS NULL",
+                &format!(
+                    "SELECT {PENDING_ALERT_COLUMNS} FROM alerts
+                      WHERE key = ?1 AND delivered_at IS NULL"
+                ),
                 [key],
-                |r| {
-                    Ok(PendingAlert {
-                        id: r.get(0)?,
-                        key: r.get(1)?,
-                        payload: r.get(2)?,
-                        attempts: r.get(3)?,
-                    })
-                },
+                pending_alert_from_row,
             )
             .optional()
             .context("reading an alert")
     }
 
-    /// Records one delivery attempt.
-    pub fn record_alert_attempt(
-        &self,
-        id: i64,
-        delivered: bool,
-        error: Option<&str>,
-        now: i64,
-    ) -> Result<()> {
-        self.conn.execute(
-            "UPDATE alerts SET attempts = attempts + 1, last_error = ?2,
-                    delivered_at = CASE WHEN ?3 THEN ?4 ELSE delivered_at END
-              WHERE id = ?1",
-            params![id, error, delivered, now],
-        )?;
+    /// Ends the window of the attempt in flight, as if it had passed.
+    #[cfg(test)]
+    pub fn end_alert_attempt_window_for_tests(&self, key: &str) -> Result<()> {
+        self.conn
+            .execute("UPDATE alerts SET attempt_until = 1 WHERE key = ?1", [key])?;
         Ok(())
     }
 }

@@ -48,6 +48,8 @@ pub struct TransitionRow {
     pub reason: Option<String>,
     pub lease_token: Option<i64>,
     pub at: i64,
+    /// The row's place in the task's history (`None` only for a row written without orch).
+    pub seq: Option<i64>,
 }
 
 /// One gate outcome, skip, re-queue, deferral or reap.
@@ -62,6 +64,7 @@ pub struct GateEventRow {
     pub detail: Option<String>,
     pub run_id: Option<i64>,
     pub at: i64,
+    pub seq: Option<i64>,
 }
 
 /// One HOLD set or lifted.
@@ -72,6 +75,7 @@ pub struct HoldRow {
     pub reason: Option<String>,
     pub actor: String,
     pub at: i64,
+    pub seq: Option<i64>,
 }
 
 /// An item of a task's interleaved history.
@@ -91,6 +95,14 @@ impl HistoryItem {
             HistoryItem::Hold(h) => h.at,
         }
     }
+
+    pub fn seq(&self) -> Option<i64> {
+        match self {
+            HistoryItem::Transition(t) => t.seq,
+            HistoryItem::Gate(g) => g.seq,
+            HistoryItem::Hold(h) => h.seq,
+        }
+    }
 }
 
 /// A processed event id and the outcome it produced the first time.
@@ -105,12 +117,25 @@ pub struct EventRecord {
 }
 
 impl Db<'_> {
+    /// The next number of the one sequence that orders every task's history (transitions, gate
+    /// events, holds): taken inside the caller's write transaction, so numbers follow the order
+    /// in which rows are written, whatever their timestamps.
+    pub(super) fn next_history_seq(&self) -> Result<i64> {
+        self.conn
+            .query_row(
+                "UPDATE history_seq SET value = value + 1 WHERE id = 1 RETURNING value",
+                [],
+                |r| r.get(0),
+            )
+            .context("numbering a history row")
+    }
+
     pub fn insert_transition(&self, t: &NewTransition) -> Result<()> {
         self.conn
             .execute(
                 "INSERT INTO transitions (task_id, from_stage, to_stage, version, actor, reason,
-                                          lease_token, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                          lease_token, at, seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     t.task_id,
                     t.from,
@@ -119,7 +144,8 @@ impl Db<'_> {
                     t.actor,
                     t.reason,
                     t.lease_token,
-                    t.at
+                    t.at,
+                    self.next_history_seq()?
                 ],
             )
             .context("recording a transition")?;
@@ -129,9 +155,18 @@ impl Db<'_> {
     pub fn insert_gate_event(&self, e: &NewGateEvent) -> Result<()> {
         self.conn
             .execute(
-                "INSERT INTO gate_events (task_id, edge, gate, outcome, detail, run_id, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![e.task_id, e.edge, e.gate, e.outcome, e.detail, e.run_id, e.at],
+                "INSERT INTO gate_events (task_id, edge, gate, outcome, detail, run_id, at, seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    e.task_id,
+                    e.edge,
+                    e.gate,
+                    e.outcome,
+                    e.detail,
+                    e.run_id,
+                    e.at,
+                    self.next_history_seq()?
+                ],
             )
             .context("recording a gate event")?;
         Ok(())
@@ -139,7 +174,7 @@ impl Db<'_> {
 
     pub fn transitions(&self, task_id: &str) -> Result<Vec<TransitionRow>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, task_id, from_stage, to_stage, version, actor, reason, lease_token, at
+            "SELECT id, task_id, from_stage, to_stage, version, actor, reason, lease_token, at, seq
                FROM transitions WHERE task_id = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([task_id], |r| {
@@ -153,6 +188,7 @@ impl Db<'_> {
                 reason: r.get(6)?,
                 lease_token: r.get(7)?,
                 at: r.get(8)?,
+                seq: r.get(9)?,
             })
         })?;
         rows.collect::<rusqlite::Result<_>>()
@@ -161,7 +197,7 @@ impl Db<'_> {
 
     pub fn gate_events(&self, task_id: &str) -> Result<Vec<GateEventRow>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, task_id, edge, gate, outcome, detail, run_id, at
+            "SELECT id, task_id, edge, gate, outcome, detail, run_id, at, seq
                FROM gate_events WHERE task_id = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([task_id], |r| {
@@ -174,6 +210,7 @@ impl Db<'_> {
                 detail: r.get(5)?,
                 run_id: r.get(6)?,
                 at: r.get(7)?,
+                seq: r.get(8)?,
             })
         })?;
         rows.collect::<rusqlite::Result<_>>()
@@ -182,7 +219,7 @@ impl Db<'_> {
 
     pub fn holds(&self, task_id: &str) -> Result<Vec<HoldRow>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, action, reason, actor, at FROM holds WHERE task_id = ?1 ORDER BY id",
+            "SELECT id, action, reason, actor, at, seq FROM holds WHERE task_id = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([task_id], |r| {
             Ok(HoldRow {
@@ -191,13 +228,16 @@ impl Db<'_> {
                 reason: r.get(2)?,
                 actor: r.get(3)?,
                 at: r.get(4)?,
+                seq: r.get(5)?,
             })
         })?;
         rows.collect::<rusqlite::Result<_>>()
             .context("reading holds")
     }
 
-    /// Transitions, gate events and holds of a task, interleaved by time (stable within a kind).
+    /// Transitions, gate events and holds of a task, in the order they were written (the history
+    /// sequence; timestamps tie within a second and within a transaction). A row without a
+    /// number (written by hand, not by orch) comes after the numbered ones, by time.
     pub fn history(&self, task_id: &str) -> Result<Vec<HistoryItem>> {
         let mut items: Vec<HistoryItem> = self
             .transitions(task_id)?
@@ -210,7 +250,7 @@ impl Db<'_> {
             )
             .chain(self.holds(task_id)?.into_iter().map(HistoryItem::Hold))
             .collect();
-        items.sort_by_key(HistoryItem::at);
+        items.sort_by_key(|i| (i.seq().is_none(), i.seq(), i.at()));
         Ok(items)
     }
 

@@ -32,6 +32,6 @@ pub use requeue::{Budget, NewVerdict, RequeueKind, RequeueRow};
 pub use runs::{NewRun, RunRow};
 pub use schema::SCHEMA_VERSION;
 pub use tasks::{Expected, NewTask, Task};
-pub use views::{AlertRow, OpenRun, StageCount};
+pub use views::{AlertRow, HeldTask, OpenRun, StageCount};
 
 pub use connection::{is_busy, Db, Store, BUSY_TIMEOUT};

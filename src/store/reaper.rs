@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
+use super::alerts::{pending_alert_from_row, PENDING_ALERT_COLUMNS};
 use super::{Db, LeaseRow, MergeLockRow, PendingAlert};
 
 /// One `orch reap`, as recorded.
@@ -137,58 +138,76 @@ impl Db<'_> {
         Ok(n == 1)
     }
 
-    /// Undelivered alerts created before `created_before`, oldest first: their raiser has had
-    /// its chance to deliver them.
+    /// Undelivered alerts whose raiser has had its chance (created more than the alert's own
+    /// timeout + `margin_ms` ago; `default_timeout_ms` for a row without one) and with no attempt
+    /// in flight, oldest first.
     pub fn alerts_to_redeliver(
         &self,
-        created_before: i64,
+        now: i64,
+        default_timeout_ms: i64,
+        margin_ms: i64,
         limit: i64,
     ) -> Result<Vec<PendingAlert>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, key, payload, attempts FROM alerts
-              WHERE delivered_at IS NULL AND created_at < ?1
-              ORDER BY created_at, id LIMIT ?2",
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {PENDING_ALERT_COLUMNS} FROM alerts
+              WHERE delivered_at IS NULL
+                AND created_at + coalesce(timeout_ms, ?2) + ?3 <= ?1
+                AND (attempt_until IS NULL OR attempt_until <= ?1)
+              ORDER BY created_at, id LIMIT ?4"
+        ))?;
+        let rows = stmt.query_map(
+            params![now, default_timeout_ms, margin_ms, limit],
+            pending_alert_from_row,
         )?;
-        let rows = stmt.query_map(params![created_before, limit], |r| {
-            Ok(PendingAlert {
-                id: r.get(0)?,
-                key: r.get(1)?,
-                payload: r.get(2)?,
-                attempts: r.get(3)?,
-            })
-        })?;
         rows.collect::<rusqlite::Result<_>>()
             .context("reading alerts to re-deliver")
     }
 
     /// Claims one delivery attempt of an alert: counts it, only if nobody attempted or delivered
-    /// it since `alert` was read. Whoever gets `true` sends it; anyone else does not.
-    pub fn claim_alert_attempt(&self, alert: &PendingAlert) -> Result<bool> {
+    /// it since `alert` was read and no attempt is in flight (an earlier claim's window has not
+    /// ended at `now`). The window is the row's timeout + `margin_ms`; the first claim stamps the
+    /// row's timeout with `timeout_ms` (the claimer's own), and every later one keeps it. Whoever
+    /// gets `true` sends it, under the row's timeout; anyone else does not.
+    pub fn claim_alert_attempt(
+        &self,
+        alert: &PendingAlert,
+        now: i64,
+        timeout_ms: i64,
+        margin_ms: i64,
+    ) -> Result<bool> {
         let n = self
             .conn
             .execute(
-                "UPDATE alerts SET attempts = attempts + 1
-                  WHERE id = ?1 AND attempts = ?2 AND delivered_at IS NULL",
-                params![alert.id, alert.attempts],
+                "UPDATE alerts SET attempts = attempts + 1,
+                        timeout_ms = coalesce(timeout_ms, ?4),
+                        attempt_until = ?3 + coalesce(timeout_ms, ?4) + ?5
+                  WHERE id = ?1 AND attempts = ?2 AND delivered_at IS NULL
+                    AND (attempt_until IS NULL OR attempt_until <= ?3)",
+                params![alert.id, alert.attempts, now, timeout_ms, margin_ms],
             )
             .context("claiming an alert delivery")?;
         Ok(n == 1)
     }
 
-    /// Records the result of a claimed attempt (already counted by the claim).
+    /// Records the result of the attempt claimed as number `attempt` (already counted by the
+    /// claim). A failed attempt that is still the last one claimed ends its window, so the next
+    /// reap retries at once; a delivered one keeps it.
     pub fn record_claimed_attempt(
         &self,
         id: i64,
+        attempt: i64,
         delivered: bool,
         error: Option<&str>,
         now: i64,
     ) -> Result<()> {
         self.conn
             .execute(
-                "UPDATE alerts SET last_error = ?2,
-                        delivered_at = CASE WHEN ?3 THEN ?4 ELSE delivered_at END
+                "UPDATE alerts SET last_error = ?3,
+                        delivered_at = CASE WHEN ?4 THEN ?5 ELSE delivered_at END,
+                        attempt_until = CASE WHEN NOT ?4 AND attempts = ?2 THEN NULL
+                                             ELSE attempt_until END
                   WHERE id = ?1",
-                params![id, error, delivered, now],
+                params![id, attempt, error, delivered, now],
             )
             .context("recording an alert delivery")?;
         Ok(())

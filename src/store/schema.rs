@@ -267,6 +267,39 @@ const MIGRATIONS: &[&str] = &[
 
     ALTER TABLE runs ADD COLUMN sandbox TEXT;
     "#,
+    // v4: an alert records the delivery timeout it was raised with and the end of the attempt in
+    // flight, so that every deliverer (the raiser or any reaper) claims one attempt per window
+    // taken from the row, not from its own environment. A task's history (transitions, gate
+    // events, holds) is ordered by one sequence, not by timestamps that tie within a transaction;
+    // existing rows are numbered by time, then in the order one transaction writes them (gate
+    // event, then transition, then hold), then by id.
+    r#"
+    ALTER TABLE alerts ADD COLUMN timeout_ms INTEGER;
+    ALTER TABLE alerts ADD COLUMN attempt_until INTEGER;
+
+    ALTER TABLE transitions ADD COLUMN seq INTEGER;
+    ALTER TABLE gate_events ADD COLUMN seq INTEGER;
+    ALTER TABLE holds ADD COLUMN seq INTEGER;
+    CREATE TABLE history_seq (
+        id    INTEGER PRIMARY KEY CHECK (id = 1),
+        value INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE v4_history_order AS
+        SELECT kind, id, row_number() OVER (ORDER BY at, rank, id) AS n FROM (
+            SELECT 'g' AS kind, 0 AS rank, id, at FROM gate_events
+            UNION ALL SELECT 't', 1, id, at FROM transitions
+            UNION ALL SELECT 'h', 2, id, at FROM holds);
+    CREATE UNIQUE INDEX v4_history_order_key ON v4_history_order(kind, id);
+    UPDATE gate_events SET seq =
+        (SELECT n FROM v4_history_order o WHERE o.kind = 'g' AND o.id = gate_events.id);
+    UPDATE transitions SET seq =
+        (SELECT n FROM v4_history_order o WHERE o.kind = 't' AND o.id = transitions.id);
+    UPDATE holds SET seq =
+        (SELECT n FROM v4_history_order o WHERE o.kind = 'h' AND o.id = holds.id);
+    INSERT INTO history_seq (id, value)
+        SELECT 1, coalesce(max(n), 0) FROM v4_history_order;
+    DROP TABLE v4_history_order;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -316,7 +349,7 @@ mod tests {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, SCHEMA_VERSION);
         let at: i64 = conn
             .query_row(
                 "SELECT at FROM events WHERE task_id = 'T-1' AND event_id = 'ci-1'",
@@ -337,5 +370,47 @@ mod tests {
             .unwrap()
             .flatten();
         assert_eq!(sandbox, None);
+    }
+
+    /// v4 numbers a v3 history by time, then gate event before transition before hold within
+    /// one timestamp (the order one transaction writes them), and continues the sequence.
+    #[test]
+    fn v4_numbers_the_existing_history_in_the_order_it_was_written() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_to(&mut conn, 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO tasks (id, repo, branch, target, stage, version, created_at, updated_at)
+                 VALUES ('T', 'r', 'b', 'main', 'development', 3, 0, 0);
+             INSERT INTO transitions (task_id, from_stage, to_stage, version, actor, at)
+                 VALUES ('T', NULL, 'deploy-staging', 1, 'a', 5),
+                        ('T', 'deploy-staging', 'development', 2, 'a', 9);
+             INSERT INTO holds (task_id, action, reason, actor, at)
+                 VALUES ('T', 'hold', 'x', 'a', 9);
+             INSERT INTO gate_events (task_id, edge, gate, outcome, at)
+                 VALUES ('T', 'deploy-staging->deploy', 'merge', 'red', 9);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let order: Vec<String> = conn
+            .prepare(
+                "SELECT kind FROM (
+                     SELECT 'transition v' || version AS kind, seq FROM transitions
+                     UNION ALL SELECT 'gate ' || outcome, seq FROM gate_events
+                     UNION ALL SELECT 'hold', seq FROM holds) ORDER BY seq",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            order,
+            ["transition v1", "gate red", "transition v2", "hold"],
+            "{order:?}"
+        );
+        let next: i64 = conn
+            .query_row("SELECT value FROM history_seq", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(next, 4);
     }
 }

@@ -241,8 +241,16 @@ impl Db<'_> {
         now: i64,
     ) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO holds (task_id, action, reason, actor, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![task_id, action, reason, actor, now],
+            "INSERT INTO holds (task_id, action, reason, actor, at, seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                task_id,
+                action,
+                reason,
+                actor,
+                now,
+                self.next_history_seq()?
+            ],
         )?;
         Ok(())
     }

@@ -40,6 +40,17 @@ pub struct OpenRun {
     pub owner_pid: i32,
     pub host: String,
     pub started_at: i64,
+    /// The run's own timeout (ms); 0 when it has none.
+    pub timeout_ms: i64,
+}
+
+/// A task on HOLD, as the queue lists it.
+#[derive(Clone, Debug, Serialize)]
+pub struct HeldTask {
+    pub task_id: String,
+    pub stage: String,
+    pub reason: String,
+    pub held_since: Option<i64>,
 }
 
 impl Db<'_> {
@@ -104,7 +115,7 @@ impl Db<'_> {
 
     pub fn open_runs(&self) -> Result<Vec<OpenRun>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, task_id, gate, leader_pid, owner_pid, host, started_at
+            "SELECT id, task_id, gate, leader_pid, owner_pid, host, started_at, timeout_ms
                FROM runs WHERE finished_at IS NULL ORDER BY started_at",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -116,10 +127,42 @@ impl Db<'_> {
                 owner_pid: r.get(4)?,
                 host: r.get(5)?,
                 started_at: r.get(6)?,
+                timeout_ms: r.get(7)?,
             })
         })?;
         rows.collect::<rusqlite::Result<_>>()
             .context("reading open runs")
+    }
+
+    /// The tasks on HOLD, longest held first, at most `limit` (the partial index `tasks_held`).
+    pub fn held_tasks(&self, limit: i64) -> Result<Vec<HeldTask>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, stage, hold_reason, held_since FROM tasks
+              WHERE hold_reason IS NOT NULL ORDER BY held_since, id LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit], |r| {
+            Ok(HeldTask {
+                task_id: r.get(0)?,
+                stage: r.get(1)?,
+                reason: r.get(2)?,
+                held_since: r.get(3)?,
+            })
+        })?;
+        rows.collect::<rusqlite::Result<_>>()
+            .context("reading held tasks")
+    }
+
+    /// Since when anything could have needed a reaper: the first repository registered, else the
+    /// first task (wall ms); `None` on a database with neither.
+    pub fn watched_since(&self) -> Result<Option<i64>> {
+        self.conn
+            .query_row(
+                "SELECT min(t) FROM (SELECT min(created_at) AS t FROM repos
+                                     UNION ALL SELECT min(created_at) FROM tasks)",
+                [],
+                |r| r.get(0),
+            )
+            .context("reading the registry's age")
     }
 
     /// The last verdict-bearing outcome of each gate: (gate, outcome, at). Per gate, a walk back

@@ -296,3 +296,128 @@ fn the_json_flag_conflicts_with_a_metrics_format_and_a_missing_database_is_not_f
         .unwrap()
         .contains("--json conflicts"));
 }
+
+/// "Why is task X stuck?" from `orch queue` alone: a HOLD with its reason and age, a run alive
+/// with its deadline, and a re-queue that is due while its edge is running (not "due now").
+#[test]
+fn queue_says_why_a_task_is_stuck_held_running_or_due() {
+    let sb = Sandbox::new();
+    sb.add_task("H", "testing");
+    sb.add_task("R", "deploy-staging");
+    sb.add_task("Q", "deploy-staging");
+    sb.run(&["task", "hold", "H", "--reason", "flaky runner"])
+        .expect(0);
+    sb.sqlite(&format!(
+        "UPDATE tasks SET held_since = {} WHERE id = 'H'",
+        orch::host::wall_ms() - 125_000
+    ));
+    // R: re-queued, due 5 s ago, while its re-run is alive (owned by this test process).
+    let me = std::process::id();
+    let now = orch::host::wall_ms();
+    let boot = orch::host::boot_ms();
+    let (bid, ns, host) = (
+        orch::host::boot_id(),
+        orch::host::pid_namespace(),
+        orch::host::host_name(),
+    );
+    let start = crate::support::pid_start_time(me as i32);
+    sb.sqlite(&format!(
+        "INSERT INTO runs (task_id, gate, command, owner_pid, owner_pid_start, leader_pid,
+             leader_pid_start, boot_id, pid_ns, host, started_at, started_boot_ms, timeout_ms)
+         VALUES ('R', 'merge', 'suite', {me}, {start}, {me}, {start}, '{bid}', '{ns}', '{host}',
+                 {now}, {boot}, 600000);
+         INSERT INTO requeues (task_id, from_stage, to_stage, kind, attempt, reason, due_at,
+             due_boot_ms, boot_id, created_at)
+         VALUES ('R', 'deploy-staging', 'deploy', 'infra', 1, 'suite timed out', {0}, {1},
+                 '{bid}', {0}),
+                ('Q', 'deploy-staging', 'deploy', 'infra', 1, 'runner lost', {0}, {1},
+                 '{bid}', {0});",
+        now - 5_000,
+        boot - 5_000
+    ));
+
+    let json = sb.run(&["queue", "--json"]).expect(0).json();
+    let held = &json["held"];
+    assert_eq!(held["total"], 1, "{json}");
+    assert_eq!(held["tasks"][0]["task_id"], "H");
+    assert_eq!(held["tasks"][0]["stage"], "testing");
+    assert_eq!(held["tasks"][0]["reason"], "flaky runner");
+    assert!(held["tasks"][0]["age_s"].as_i64().unwrap() >= 125, "{json}");
+    let run = &json["runs"]["alive"][0];
+    assert_eq!(
+        run["deadline_at"].as_i64().unwrap(),
+        run["started_at"].as_i64().unwrap() + 600_000,
+        "{json}"
+    );
+    assert!(run["deadline_in_s"].as_i64().unwrap() > 500, "{json}");
+    let pending = json["merge_gate"]["pending"].as_array().unwrap();
+    let state = |task: &str| {
+        pending
+            .iter()
+            .find(|p| p["task_id"] == task)
+            .unwrap_or_else(|| panic!("no re-queue of {task}: {json}"))
+    };
+    assert_eq!(state("R")["state"], "running", "{json}");
+    assert_eq!(state("R")["running"], "run 1 (merge)", "{json}");
+    assert_eq!(state("Q")["state"], "due", "{json}");
+
+    let text = sb.run(&["queue"]).expect(0).stdout;
+    assert!(text.contains("held  1 task(s) on HOLD"), "{text}");
+    assert!(
+        text.contains("  H  testing  since ") && text.contains(" ago)  reason: flaky runner"),
+        "{text}"
+    );
+    let line = |task: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("  re-queued {task} ")))
+            .unwrap_or_else(|| panic!("no re-queue line of {task}: {text}"))
+            .to_string()
+    };
+    assert!(line("R").contains("running now: run 1 (merge)"), "{text}");
+    assert!(!line("R").contains("due now"), "{text}");
+    assert!(line("Q").contains("due now"), "{text}");
+    assert!(text.contains("deadline "), "{text}");
+
+    for format in ["prometheus", "openmetrics"] {
+        let out = sb.run(&["queue", "--format", format]).expect(0).stdout;
+        let families = parse(&out, format);
+        assert_eq!(value(&families, "orch_held_tasks", &[]), 1.0);
+        let age = value(
+            &families,
+            "orch_held_task_age_seconds",
+            &[
+                ("task", "H"),
+                ("stage", "testing"),
+                ("reason", "flaky runner"),
+            ],
+        );
+        assert!(age >= 125.0, "{age}");
+        assert_eq!(
+            value(
+                &families,
+                "orch_merge_gate_pending_overdue",
+                &[("kind", "infra")]
+            ),
+            1.0,
+            "only Q is due and idle"
+        );
+        assert_eq!(
+            value(
+                &families,
+                "orch_merge_gate_pending_running",
+                &[("kind", "infra")]
+            ),
+            1.0
+        );
+        let deadline = value(
+            &families,
+            "orch_runs_deadline_timestamp_seconds",
+            &[("run", "1"), ("task", "R"), ("gate", "merge")],
+        );
+        assert_eq!(
+            deadline,
+            run["deadline_at"].as_f64().unwrap() / 1000.0,
+            "{format}"
+        );
+    }
+}

@@ -719,10 +719,38 @@ fn undelivered_alerts_are_redelivered_stale_worktrees_removed_and_old_rows_prune
 #[test]
 fn queue_shows_the_reaper_block_and_flags_a_stale_reaper() {
     let sb = Sandbox::new();
+    // A fresh database (`repo add` creates it): no reap could have run yet, so none is missing.
+    let url = sb.path().join("app-remote.git");
+    sb.add_repo("app", url.to_str().unwrap());
+    let fresh = sb
+        .run_env(&["queue", "--json"], &[("ORCH_REAPER_INTERVAL_S", "1")])
+        .expect(0)
+        .json();
+    assert_eq!(fresh["reaper"]["stale"], false, "just created: {fresh}");
     sb.add_task("Q", "created");
     let queue = sb.run(&["queue", "--json"]).expect(0).json();
-    assert_eq!(queue["reaper"]["stale"], true, "never reaped: {queue}");
+    assert_eq!(
+        queue["reaper"]["stale"], false,
+        "registered just now: {queue}"
+    );
     assert_eq!(queue["reaper"]["last_run"], serde_json::Value::Null);
+    let text = sb.run(&["queue"]).expect(0).stdout;
+    assert!(text.contains("reaper  ok"), "{text}");
+    // Registered more than 3 × the interval ago and never reaped: stale.
+    sb.sqlite(&format!(
+        "UPDATE repos SET created_at = {0}; UPDATE tasks SET created_at = {0}",
+        host::wall_ms() - 10_000
+    ));
+    let queue = sb
+        .run_env(&["queue", "--json"], &[("ORCH_REAPER_INTERVAL_S", "1")])
+        .expect(0)
+        .json();
+    assert_eq!(queue["reaper"]["stale"], true, "never reaped: {queue}");
+    let text = sb
+        .run_env(&["queue"], &[("ORCH_REAPER_INTERVAL_S", "1")])
+        .expect(0)
+        .stdout;
+    assert!(text.contains("reaper  STALE"), "{text}");
 
     plant_run(&sb, None, dead_process(), dead_process(), &Place::here());
     sb.run(&["reap"]).expect(0);
@@ -751,4 +779,228 @@ fn queue_shows_the_reaper_block_and_flags_a_stale_reaper() {
         .expect(0)
         .stdout;
     assert!(text.contains("reaper  STALE"), "{text}");
+}
+
+/// cron's environment: a small ORCH_REAPER_MAX_RUNNING_S that is valid there (every gate timeout
+/// of cron's own environment below it), while the CI step that started the run had a long one.
+fn cron_env() -> Vec<(&'static str, String)> {
+    let mut env: Vec<(&'static str, String)> = [
+        "ORCH_MERGE_RETEST_TIMEOUT_S",
+        "ORCH_SECURITY_GATE_TIMEOUT_S",
+        "ORCH_COVERAGE_TIMEOUT_S",
+        "ORCH_IMAGE_FRESHNESS_TIMEOUT_S",
+        "ORCH_MERGE_CMD_TIMEOUT_S",
+    ]
+    .into_iter()
+    .map(|k| (k, "1".to_string()))
+    .collect();
+    env.push(("ORCH_KILL_GRACE_S", "1".into()));
+    env.push(("ORCH_REAPER_MAX_RUNNING_S", "5".into()));
+    env
+}
+
+/// The actions of a reap report that are about runs.
+fn run_actions(json: &serde_json::Value) -> Vec<serde_json::Value> {
+    json["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"].as_str().unwrap().ends_with("-run"))
+        .cloned()
+        .collect()
+}
+
+fn last_reaper_summary(sb: &Sandbox) -> serde_json::Value {
+    serde_json::from_str(&sb.sqlite("SELECT summary FROM reaper_runs ORDER BY id DESC LIMIT 1"))
+        .unwrap()
+}
+
+#[test]
+fn reaping_by_age_waits_for_the_run_s_own_timeout_and_counts_what_it_kills() {
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    fx.commit_branch("feat/g", "main", &[("g.txt", "g\n")], "g");
+    fx.add_task(&sb, "G", "feat/g", "deploy-staging");
+    let mut env = hanging_env(&starved_suite(sb.path()));
+    env.retain(|(k, _)| *k != "ORCH_MERGE_RETEST_TIMEOUT_S");
+    env.push(("ORCH_MERGE_RETEST_TIMEOUT_S", "120".into()));
+    let mut owner = spawn_orch(&sb, &["merge-gate", "retest", "G"], &env);
+    wait_until("the suite's workers to start", DEADLINE, || {
+        worker_pids(sb.path()).len() == 3
+    });
+    let leader: i32 = sb.sqlite("SELECT leader_pid FROM runs").parse().unwrap();
+    let mut group = worker_pids(sb.path());
+    group.push(leader);
+    assert_eq!(sb.sqlite("SELECT timeout_ms FROM runs"), "120000");
+    // 60 s into its 120 s: far over cron's ORCH_REAPER_MAX_RUNNING_S (5), inside its own timeout.
+    sb.sqlite(
+        "UPDATE runs SET started_at = started_at - 60000, started_boot_ms = started_boot_ms - 60000",
+    );
+    let domain = format!(
+        "{}\n{}\n{}",
+        sb.dump(),
+        sb.sqlite("SELECT * FROM merge_locks"),
+        sb.sqlite("SELECT * FROM requeues")
+    );
+
+    let cron = cron_env();
+    let json = run(&sb, &["reap", "--json"], &cron).expect(0).json();
+    assert_eq!(json["tier2_refused"].as_array().unwrap().len(), 0, "{json}");
+    // (Other tests' stale gate clones in the shared $TMPDIR may be removed: not runs.)
+    assert!(run_actions(&json).is_empty(), "{json}");
+    assert_eq!(json["summary"]["reaped_runs"], 0, "{json}");
+    assert_eq!(json["summary"]["killed_processes"], 0, "{json}");
+    let text = run(&sb, &["reap"], &cron).expect(0);
+    assert!(
+        text.stdout
+            .starts_with("reap: 0 run(s) reaped (0 process(es) killed)"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        group.iter().all(|p| pid_alive(*p)),
+        "the live suite survives"
+    );
+    assert!(owner.try_wait().unwrap().is_none(), "its owner still runs");
+    assert_eq!(run_outcome(&sb, 1), "open");
+    assert_eq!(
+        format!(
+            "{}\n{}\n{}",
+            sb.dump(),
+            sb.sqlite("SELECT * FROM merge_locks"),
+            sb.sqlite("SELECT * FROM requeues")
+        ),
+        domain,
+        "no domain row changed"
+    );
+    assert_eq!(last_reaper_summary(&sb)["killed_processes"], 0);
+
+    // The owner is stuck (stopped: it cannot enforce its timeout) and the run is past its 120 s +
+    // the grace: reaped by age, and what was killed is counted, in the report and in its row.
+    let owner_pid = nix::unistd::Pid::from_raw(owner.id() as i32);
+    nix::sys::signal::kill(owner_pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    sb.sqlite(
+        "UPDATE runs SET started_at = started_at - 200000, started_boot_ms = started_boot_ms - 200000",
+    );
+    let json = run(&sb, &["reap", "--json"], &cron).expect(0).json();
+    nix::sys::signal::kill(owner_pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let reaped = run_actions(&json);
+    assert_eq!(reaped.len(), 1, "{json}");
+    assert_eq!(reaped[0]["tier"], "max-running", "{json}");
+    assert!(
+        reaped[0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("past its own timeout (2m 0s)"),
+        "{json}"
+    );
+    let killed = reaped[0]["killed"].as_array().unwrap().len() as i64;
+    assert!(killed >= 4, "the leader and the three workers: {json}");
+    assert_eq!(json["summary"]["reaped_runs"], 1, "{json}");
+    assert_eq!(json["summary"]["killed_processes"], killed, "{json}");
+    let row = last_reaper_summary(&sb);
+    assert_eq!(row["reaped_runs"], 1, "{row}");
+    assert_eq!(row["killed_processes"], killed, "{row}");
+    assert_eq!(row["reaped_run_ids"], serde_json::json!([1]), "{row}");
+    wait_until("the suite's group to die", DEADLINE, || {
+        group.iter().all(|p| !pid_alive(*p))
+    });
+    assert_eq!(run_outcome(&sb, 1), "reaped");
+    assert_eq!(counter(&sb, "reaper.reaped_runs"), 1);
+    wait_until("the woken owner to exit", DEADLINE, || {
+        owner.try_wait().unwrap().is_some()
+    });
+}
+
+#[test]
+fn an_alert_is_delivered_once_per_attempt_window_whoever_delivers_it() {
+    let sb = Sandbox::new();
+    sb.add_task("W", "created");
+    let log = sb.path().join("deliveries.log");
+    let release = sb.path().join("release");
+    // Slow: logs the delivery, then waits (polling) until the test lets it finish.
+    let slow = format!(
+        "cat >> '{}'; echo >> '{}'; while [ ! -e '{}' ]; do sleep 0.05; done",
+        log.display(),
+        log.display(),
+        release.display()
+    );
+    let deliveries = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.is_empty())
+            .count()
+    };
+    sb.sqlite(
+        "INSERT INTO alerts (key, task_id, kind, payload, created_at)
+         VALUES ('k', 'W', 'infra-exhausted', '{\"key\":\"k\"}', 0)",
+    );
+    let first = [
+        ("ORCH_ALERT_CMD", slow.clone()),
+        ("ORCH_ALERT_TIMEOUT_S", "600".to_string()),
+    ];
+    let mut a = spawn_orch(&sb, &["reap"], &first);
+    wait_until("the first delivery to start", DEADLINE, || {
+        deliveries() == 1
+    });
+
+    // While it is in flight, reapers with a much shorter ORCH_ALERT_TIMEOUT_S come and go.
+    let short = [
+        ("ORCH_ALERT_CMD", slow.clone()),
+        ("ORCH_ALERT_TIMEOUT_S", "1".to_string()),
+    ];
+    let mut others: Vec<Child> = (0..4).map(|_| spawn_orch(&sb, &["reap"], &short)).collect();
+    for o in &mut others {
+        assert!(o.wait().unwrap().success());
+    }
+    let json = run(&sb, &["reap", "--json"], &short).expect(0).json();
+    assert_eq!(json["summary"]["alerts_redelivered"], 0, "{json}");
+    assert_eq!(deliveries(), 1, "no second delivery inside the window");
+    assert_eq!(
+        sb.sqlite("SELECT attempts || ' ' || timeout_ms || ' ' || (attempt_until > 0) FROM alerts"),
+        "1 600000 1",
+        "the first claim stamped the row's timeout and its window"
+    );
+
+    std::fs::write(&release, "").unwrap();
+    assert!(a.wait().unwrap().success());
+    assert_eq!(deliveries(), 1);
+    assert_eq!(
+        sb.sqlite("SELECT attempts || ' ' || (delivered_at IS NOT NULL) FROM alerts"),
+        "1 1"
+    );
+    assert_eq!(counter(&sb, "alerts.delivered"), 1);
+    assert_eq!(counter(&sb, "alerts.redelivered"), 1);
+
+    // A deliverer that died mid-attempt: inside its window nobody sends; once the window has
+    // passed undelivered, the next reap does. Nothing is lost.
+    let now = host::wall_ms();
+    sb.sqlite(&format!(
+        "INSERT INTO alerts (key, task_id, kind, payload, created_at, attempts, timeout_ms,
+                             attempt_until)
+         VALUES ('died', 'W', 'infra-exhausted', '{{\"key\":\"died\"}}', 0, 1, 600000,
+                 {})",
+        now + 600_000
+    ));
+    let fast = [(
+        "ORCH_ALERT_CMD",
+        format!("cat >> '{}'; echo >> '{}'", log.display(), log.display()),
+    )];
+    let json = run(&sb, &["reap", "--json"], &fast).expect(0).json();
+    assert_eq!(json["summary"]["alerts_redelivered"], 0, "{json}");
+    assert_eq!(deliveries(), 1);
+    sb.sqlite(&format!(
+        "UPDATE alerts SET attempt_until = {} WHERE key = 'died'",
+        now - 1
+    ));
+    let json = run(&sb, &["reap", "--json"], &fast).expect(0).json();
+    assert_eq!(json["summary"]["alerts_redelivered"], 1, "{json}");
+    assert_eq!(deliveries(), 2);
+    assert_eq!(
+        sb.sqlite(
+            "SELECT attempts || ' ' || (delivered_at IS NOT NULL) FROM alerts WHERE key = 'died'"
+        ),
+        "2 1"
+    );
 }

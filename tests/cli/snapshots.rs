@@ -171,13 +171,38 @@ fn task_show_tells_the_story_of_transitions_a_red_gate_and_a_hold() {
         &[],
     );
     // The red verdict and the rollback it causes are written in one transaction, but each reads
-    // the clock on its own: under load they can land a millisecond apart, and `task show`
-    // (sorted by time, transitions first on a tie) then swaps them. Pin the usual case: the same
-    // millisecond.
+    // the clock on its own: they can land in the same millisecond, or the verdict's clock read
+    // can even come out later. `task show` orders by the history's sequence, not by time: the
+    // red gate comes first either way.
     sb.sqlite(
-        "UPDATE gate_events SET at = (SELECT at FROM transitions WHERE version = 8)
+        "UPDATE gate_events SET at = (SELECT at FROM transitions WHERE version = 8) + 1
          WHERE gate = 'merge'",
     );
+    let json = orch(&sb, &["--json", "task", "show", "T"], &[])
+        .expect(0)
+        .json();
+    let order: Vec<String> = json["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| match i["kind"].as_str().unwrap() {
+            "gate" => format!("gate {} {}", i["gate"], i["outcome"]),
+            kind => format!("{kind} v{}", i["version"]),
+        })
+        .collect();
+    let red_at = order.iter().position(|i| i == "gate \"merge\" \"red\"");
+    let rollback_at = order.iter().position(|i| i == "transition v8");
+    assert!(
+        red_at.is_some() && red_at < rollback_at,
+        "the red gate before its rollback: {order:?}"
+    );
+    let seqs: Vec<i64> = json["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["seq"].as_i64().expect("every row numbered"))
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
 
     let held = orch(
         &sb,
@@ -214,6 +239,41 @@ fn task_show_tells_the_story_of_transitions_a_red_gate_and_a_hold() {
     .expect(0);
     let show = orch(&sb, &["task", "show", "T"], &[]);
     snapshot("task_show", &sb, "orch task show T", &show, &[]);
+
+    // The red gate's run, named by `task show`: its command, outcome, times, timeout, evidence
+    // and captured output.
+    assert!(show.stdout.contains("(run 1)"), "{}", show.stdout);
+    let before = sb.dump();
+    let run = orch(&sb, &["run", "show", "1"], &[]);
+    snapshot(
+        "run_show",
+        &sb,
+        "orch run show 1",
+        &run,
+        &[(r"took .*?   timeout", "took [DURATION]   timeout")],
+    );
+    let json = orch(&sb, &["--json", "run", "show", "1"], &[])
+        .expect(0)
+        .json();
+    assert_eq!(json["id"], 1);
+    assert_eq!(json["task_id"], "T");
+    assert_eq!(json["outcome"], "red");
+    assert_eq!(json["exit_status"], 1);
+    assert!(
+        json["output"].as_str().unwrap().contains("assert 5 == 6"),
+        "{json}"
+    );
+    assert!(json["finished_at"].as_i64().unwrap() >= json["started_at"].as_i64().unwrap());
+    assert!(json["timeout_ms"].as_i64().unwrap() > 0, "{json}");
+    let missing = orch(&sb, &["run", "show", "999"], &[]).expect(3);
+    assert_eq!(missing.stdout, "");
+    assert_eq!(missing.stderr.lines().count(), 1, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("run 999 not found"),
+        "{}",
+        missing.stderr
+    );
+    assert_eq!(sb.dump(), before, "reading a run writes nothing");
 }
 
 /// A database with tasks in several stages, one held, one rolled back by a red gate and one
