@@ -7,8 +7,8 @@
 //!
 //! At most once per attempt window: every deliverer — the raiser or any reaper — first claims an
 //! attempt (`Db::claim_alert_attempt`), which holds for the alert's window: the delivery timeout
-//! stored in its row plus `ALERT_GRACE_MARGIN`. The first claim — the raiser's, right after the
-//! commit that raised it — stamps the row with its `ORCH_ALERT_TIMEOUT_S`; every attempt runs the
+//! stored in its row plus `ALERT_GRACE_MARGIN`. The raise stamps the row with the raiser's
+//! `ORCH_ALERT_TIMEOUT_S` (a row from before v4 gets it from its first claim); every attempt runs the
 //! command under that stored timeout, so a process with another `ORCH_ALERT_TIMEOUT_S` neither
 //! shortens the window nor outlives it. A failed attempt ends its window; one whose deliverer died expires
 //! with it, and the next reap retries: nothing is lost.
@@ -43,13 +43,14 @@ pub(crate) struct Alert {
 
 /// Writes the alert row in the caller's transaction. Returns whether it is new (a second raise of
 /// the same episode writes nothing).
-pub(crate) fn raise(db: &Db, alert: &Alert) -> Result<bool> {
+pub(crate) fn raise(db: &Db, config: &Config, alert: &Alert) -> Result<bool> {
     let payload = serde_json::to_string(alert)?;
     let new = db.insert_alert(
         &alert.key,
         &alert.task_id,
         &alert.kind,
         &payload,
+        millis(config.alert_timeout),
         host::wall_ms(),
     )?;
     if new {
@@ -62,8 +63,8 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// The delivery timeout of a stored alert: the one stamped in its row by its first attempt (the
-/// raiser's), this process's own only for the first attempt.
+/// The delivery timeout of a stored alert: the one stamped in its row when it was raised; this
+/// process's own only for a row from before v4 that no attempt has claimed yet.
 pub(crate) fn timeout_of(config: &Config, alert: &PendingAlert) -> Duration {
     alert.timeout_ms.map_or(config.alert_timeout, |ms| {
         Duration::from_millis(ms.max(0) as u64)
@@ -204,7 +205,7 @@ mod tests {
                     },
                     0,
                 )?;
-                raise(db, &alert("k"))
+                raise(db, &config, &alert("k"))
             })
             .unwrap();
         // A reaper claimed it a moment ago and is still sending.
@@ -216,7 +217,11 @@ mod tests {
         assert!(deliver_key(&mut store, &config, "k").unwrap());
         assert!(!sent.exists(), "sent twice inside one window");
         let row = store.read().alert_by_key("k").unwrap().unwrap();
-        assert_eq!((row.attempts, row.timeout_ms), (1, Some(60_000)));
+        assert_eq!(
+            (row.attempts, row.timeout_ms),
+            (1, Some(7_000)),
+            "the raise stamped the raiser's timeout; a claim never overrides it"
+        );
 
         // That attempt's window passed without a delivery: the next deliverer sends, under the
         // row's timeout.
@@ -230,12 +235,13 @@ mod tests {
             "delivered"
         );
 
-        // A fresh alert: the raiser's own claim stamps its ORCH_ALERT_TIMEOUT_S in the row.
-        store.write(|db| raise(db, &alert("k2"))).unwrap();
+        // A fresh alert carries the raiser's ORCH_ALERT_TIMEOUT_S from the raise on; a reaper
+        // with another timeout claims under the row's.
+        store.write(|db| raise(db, &config, &alert("k2"))).unwrap();
         let fresh = store.read().alert_by_key("k2").unwrap().unwrap();
-        assert_eq!(fresh.timeout_ms, None);
+        assert_eq!(fresh.timeout_ms, Some(7_000));
         assert!(store
-            .write(|db| db.claim_alert_attempt(&fresh, host::wall_ms(), 7_000, 10_000))
+            .write(|db| db.claim_alert_attempt(&fresh, host::wall_ms(), 1_000, 10_000))
             .unwrap());
         let claimed = store.read().alert_by_key("k2").unwrap().unwrap();
         assert_eq!(claimed.timeout_ms, Some(7_000));

@@ -419,9 +419,9 @@ fn judge_run(
                                 max.as_secs(),
                                 if run.timeout_ms > 0 {
                                     format!(
-                                        " and past its own timeout ({}) + ORCH_KILL_GRACE_S ({}s) + {}s",
+                                        " and past its own timeout ({}) + kill grace ({}s) + {}s",
                                         crate::ui::age(run.timeout_ms),
-                                        config.kill_grace.as_secs(),
+                                        run_grace(config, run).as_secs(),
                                         RUN_FINISH_MARGIN.as_secs()
                                     )
                                 } else {
@@ -444,7 +444,8 @@ fn judge_run(
 
 /// Whether a run has outlived the deadline its owner enforces: its recorded timeout
 /// (`runs.timeout_ms`, the one it was started with, whatever this process's gate timeouts say) +
-/// `ORCH_KILL_GRACE_S` (this process's; the runs table does not record the grace) +
+/// its recorded kill grace (`runs.grace_ms`; this process's `ORCH_KILL_GRACE_S` only for a row
+/// from before v4, and never less) +
 /// `RUN_FINISH_MARGIN`. A run without a timeout has no such deadline. Reaping by age never kills
 /// a run before it: the owner would still end it itself.
 fn past_own_deadline(config: &Config, run: &RunRow, age_ms: i64) -> bool {
@@ -452,9 +453,16 @@ fn past_own_deadline(config: &Config, run: &RunRow, age_ms: i64) -> bool {
         return true;
     }
     let deadline = Duration::from_millis(run.timeout_ms as u64)
-        .saturating_add(config.kill_grace)
+        .saturating_add(run_grace(config, run))
         .saturating_add(RUN_FINISH_MARGIN);
     age_ms > i64::try_from(deadline.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The kill grace a run's owner gives it: the one recorded in its row, or this process's
+/// `ORCH_KILL_GRACE_S` if that is longer (or the row is from before v4).
+fn run_grace(config: &Config, run: &RunRow) -> Duration {
+    let recorded = Duration::from_millis(run.grace_ms.unwrap_or(0).max(0) as u64);
+    recorded.max(config.kill_grace)
 }
 
 /// A run recorded on another host or pid namespace: its owner is judged by the lease it holds on

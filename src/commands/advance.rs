@@ -65,23 +65,40 @@ pub(crate) fn run(ctx: &Context, args: AdvanceArgs) -> Result<Exit> {
         return match engine::advance_next(&mut store, &ctx.config, ctx.ui, &actor)? {
             Some(report) => print(ctx, &report),
             None => {
-                let next = store.read().requeues()?.into_iter().next();
+                let db = store.read();
+                let next = db.requeues()?.into_iter().next();
+                // A due re-queue that is not claimable is one whose edge is running now (its
+                // task is leased): say so, not "nothing due".
+                let running = match &next {
+                    Some(r) if r.due_in_ms() <= 0 => db
+                        .lease(&r.task_id)?
+                        .map(|l| format!("pid {} on {}", l.owner_pid, l.host)),
+                    _ => None,
+                };
                 if ctx.ui.json {
                     ctx.ui.json(&serde_json::json!({
                         "outcome": "nothing-due",
                         "exit_code": 0,
                         "next_due": next.as_ref().map(|r| serde_json::json!({
                             "task_id": r.task_id, "due_at": r.due_at, "kind": r.kind,
+                            "running": running,
                         })),
                     }))?;
                 } else {
-                    ctx.ui.line(match next {
-                        Some(r) => format!(
+                    ctx.ui.line(match (next, running) {
+                        (Some(r), Some(by)) => format!(
+                            "nothing to claim; {}'s re-queued edge {} → {} is running now ({})",
+                            crate::ui::plain(&r.task_id),
+                            r.from_stage,
+                            r.to_stage,
+                            crate::ui::plain(&by)
+                        ),
+                        (Some(r), None) => format!(
                             "nothing due; next: {} at {}",
                             crate::ui::plain(&r.task_id),
                             crate::ui::timestamp(r.due_at)
                         ),
-                        None => "nothing due; no re-queued edge".to_string(),
+                        (None, _) => "nothing due; no re-queued edge".to_string(),
                     });
                 }
                 Ok(Exit::Ok)

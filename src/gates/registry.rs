@@ -50,7 +50,9 @@ pub(crate) fn run(gate: GateKind, cx: &mut GateCx) -> GateResult {
     let result = match ran {
         Ok(result) => result,
         Err(payload) => {
-            // Whatever the gate held besides the lease (which the edge gives back) goes too.
+            // Whatever the gate held besides the lease (which the edge gives back) goes too, and
+            // the run it had open (its tree already killed by the unwinding runner) is finished
+            // here, so that this step routes it once and the reaper never again.
             let repo = cx.task.repo.clone();
             let _ = crate::merge_lock::release(cx.store, &repo, &cx.lease);
             let what = payload
@@ -58,13 +60,21 @@ pub(crate) fn run(gate: GateKind, cx: &mut GateCx) -> GateResult {
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a panic without a message".into());
-            return GateResult::new(
+            let reason = format!("the {gate} gate panicked: {what}");
+            let task_id = cx.task.id.clone();
+            let finished = cx
+                .store
+                .write(|db| db.finish_own_open_runs(&task_id, &reason))
+                .unwrap_or_default();
+            let mut result = GateResult::new(
                 gate,
                 Verdict::Infra {
                     kind: InfraKind::Other,
-                    reason: format!("the {gate} gate panicked: {what}"),
+                    reason,
                 },
             );
+            result.run_id = finished.last().copied();
+            return result;
         }
     };
     result.unwrap_or_else(|err| {

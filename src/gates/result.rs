@@ -135,8 +135,8 @@ pub(crate) fn classify_run(result: &RunResult) -> Verdict {
         RunOutcome::Timeout { evidence } => Verdict::Infra {
             kind: InfraKind::Timeout,
             reason: format!(
-                "timed out after {:.0}s wall: {} (load {:.2} on {} CPUs, the suite used {:.1} CPU-s)",
-                evidence.wall_s, evidence.verdict, evidence.load_1m, evidence.cpus, evidence.cpu_s
+                "timed out after {:.0}s wall: {} ({evidence})",
+                evidence.wall_s, evidence.verdict
             ),
         },
         RunOutcome::LockBusy => Verdict::Infra {

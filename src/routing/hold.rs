@@ -98,6 +98,7 @@ fn hold_with_alert(db: &Db, cx: &RouteCx, hold: HoldAlert) -> Result<Requeued> {
     }
     alerts::raise(
         db,
+        cx.config,
         &Alert {
             key: hold.key.clone(),
             kind: hold.kind.into(),

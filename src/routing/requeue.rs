@@ -61,7 +61,7 @@ fn due_row(
     delay: Duration,
 ) -> RequeueRow {
     let now = host::wall_ms();
-    let delay_ms = delay.as_millis() as i64;
+    let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
     RequeueRow {
         task_id: cx.task.id.clone(),
         from_stage: cx.edge.from,
@@ -132,7 +132,15 @@ pub(crate) fn route_infra(db: &Db, cx: &RouteCx, reason: &str) -> Result<Requeue
     let of = max + 1;
     let now = host::wall_ms();
     if attempt <= max {
-        let delay = cx.config.merge_infra_backoff * 2u32.saturating_pow((attempt - 1) as u32);
+        // Doubling, never past the longest duration a key may hold.
+        let doublings = u32::try_from(attempt - 1).unwrap_or(u32::MAX);
+        let delay = cx
+            .config
+            .merge_infra_backoff
+            .checked_mul(2u32.saturating_pow(doublings))
+            .map_or(crate::config::MAX_DURATION, |d| {
+                d.min(crate::config::MAX_DURATION)
+            });
         let row = due_row(cx, RequeueKind::Infra, attempt, reason, delay);
         db.put_requeue(&row)?;
         let detail = format!(
@@ -172,6 +180,7 @@ pub(crate) fn route_infra(db: &Db, cx: &RouteCx, reason: &str) -> Result<Requeue
     let key = format!("infra-exhausted/{}/{name}/{base_tip}/{episode}", task.id);
     alerts::raise(
         db,
+        cx.config,
         &Alert {
             key: key.clone(),
             kind: "infra-exhausted".into(),

@@ -228,6 +228,7 @@ fn admit(
             .timeout
             .map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX))
             .unwrap_or(0),
+        grace_ms: i64::try_from(spec.grace.as_millis()).unwrap_or(i64::MAX),
         budget_tip: track.budget_tip.clone(),
         published_tip: track.published_tip.clone(),
         sandbox,

@@ -13,8 +13,8 @@ pub struct PendingAlert {
     pub key: String,
     pub payload: String,
     pub attempts: i64,
-    /// The delivery timeout every attempt uses (ms), stamped by the first claim — the raiser's,
-    /// right after the commit that raised it; `None` until then.
+    /// The delivery timeout every attempt uses (ms), stamped when the alert is raised (rows
+    /// raised before v4 get it from their first claim).
     pub timeout_ms: Option<i64>,
     /// When the attempt in flight, if any, stops counting (wall ms).
     pub attempt_until: Option<i64>,
@@ -36,21 +36,22 @@ pub(super) fn pending_alert_from_row(r: &Row) -> rusqlite::Result<PendingAlert> 
 
 impl Db<'_> {
     /// Inserts an alert unless one with this key exists; returns whether it was new. Its delivery
-    /// timeout is stamped by the first claim of an attempt (`Db::claim_alert_attempt`).
+    /// timeout is the raiser's `ORCH_ALERT_TIMEOUT_S`; every attempt's window uses it.
     pub fn insert_alert(
         &self,
         key: &str,
         task_id: &str,
         kind: &str,
         payload: &str,
+        timeout_ms: i64,
         now: i64,
     ) -> Result<bool> {
         let n = self
             .conn
             .execute(
-                "INSERT INTO alerts (key, task_id, kind, payload, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(key) DO NOTHING",
-                params![key, task_id, kind, payload, now],
+                "INSERT INTO alerts (key, task_id, kind, payload, created_at, timeout_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(key) DO NOTHING",
+                params![key, task_id, kind, payload, now, timeout_ms],
             )
             .context("recording an alert")?;
         Ok(n == 1)

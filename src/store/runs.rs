@@ -23,6 +23,8 @@ pub struct NewRun {
     pub leader_pid_start: u64,
     /// The run's deadline in ms; 0 when it has none.
     pub timeout_ms: i64,
+    /// The kill grace the run was started with, in ms.
+    pub grace_ms: i64,
     /// The edge's budget key (see `runs.budget_tip` in the schema).
     pub budget_tip: Option<String>,
     pub published_tip: Option<String>,
@@ -58,6 +60,8 @@ pub struct RunRow {
     pub published_tip: Option<String>,
     /// The protection the command had; `None` when it is not the agent's code.
     pub sandbox: Option<String>,
+    /// The kill grace the run was started with (ms); `None` for a row from before v4.
+    pub grace_ms: Option<i64>,
 }
 
 impl RunRow {
@@ -76,7 +80,8 @@ impl RunRow {
 pub(super) const RUN_COLUMNS: &str =
     "id, task_id, gate, command, owner_pid, owner_pid_start, leader_pid, \
      leader_pid_start, boot_id, pid_ns, host, started_at, started_boot_ms, timeout_ms, \
-     finished_at, outcome, exit_status, output, evidence, budget_tip, published_tip, sandbox";
+     finished_at, outcome, exit_status, output, evidence, budget_tip, published_tip, sandbox, \
+     grace_ms";
 
 pub(super) fn run_from_row(r: &Row) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
@@ -102,6 +107,7 @@ pub(super) fn run_from_row(r: &Row) -> rusqlite::Result<RunRow> {
         budget_tip: r.get(19)?,
         published_tip: r.get(20)?,
         sandbox: r.get(21)?,
+        grace_ms: r.get(22)?,
     })
 }
 
@@ -114,8 +120,9 @@ impl Db<'_> {
             .execute(
                 "INSERT INTO runs (task_id, gate, command, owner_pid, owner_pid_start, leader_pid,
                      leader_pid_start, boot_id, pid_ns, host, started_at, started_boot_ms, timeout_ms,
-                     budget_tip, published_tip, sandbox)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                     budget_tip, published_tip, sandbox, grace_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                         ?17)",
                 params![
                     run.task_id,
                     run.gate,
@@ -133,6 +140,7 @@ impl Db<'_> {
                     run.budget_tip,
                     run.published_tip,
                     run.sandbox,
+                    run.grace_ms,
                 ],
             )
             .context("recording a run")?;
@@ -179,6 +187,27 @@ impl Db<'_> {
 
     /// Finishes a run unless someone already has; returns whether this call finished it. Whoever
     /// gets `false` must write nothing else about the run.
+    /// Finishes, as `other`, the runs of a task this process still has open — after a gate
+    /// panicked: the unwinding runner killed their trees; the caught panic routes the step, so
+    /// the reaper must not route them again. Returns the ids it finished.
+    pub fn finish_own_open_runs(&self, task_id: &str, output: &str) -> Result<Vec<i64>> {
+        let (pid, start) = host::current_process();
+        let mut stmt = self.conn.prepare(
+            "UPDATE runs SET finished_at = ?4, outcome = 'other', output = ?5
+              WHERE task_id = ?1 AND owner_pid = ?2 AND owner_pid_start = ?3
+                AND finished_at IS NULL
+             RETURNING id",
+        )?;
+        let ids = stmt
+            .query_map(
+                params![task_id, pid, start as i64, host::wall_ms(), output],
+                |r| r.get(0),
+            )?
+            .collect::<rusqlite::Result<Vec<i64>>>()
+            .context("finishing the runs of a panicked gate")?;
+        Ok(ids)
+    }
+
     pub fn finish_run(
         &self,
         id: i64,

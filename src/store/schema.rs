@@ -267,7 +267,7 @@ const MIGRATIONS: &[&str] = &[
 
     ALTER TABLE runs ADD COLUMN sandbox TEXT;
     "#,
-    // v4: an alert records the delivery timeout it was raised with and the end of the attempt in
+    // v4: a run records the kill grace it was started with; an alert records the delivery timeout it was raised with and the end of the attempt in
     // flight, so that every deliverer (the raiser or any reaper) claims one attempt per window
     // taken from the row, not from its own environment. A task's history (transitions, gate
     // events, holds) is ordered by one sequence, not by timestamps that tie within a transaction;
@@ -276,6 +276,9 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE alerts ADD COLUMN timeout_ms INTEGER;
     ALTER TABLE alerts ADD COLUMN attempt_until INTEGER;
+
+    -- The kill grace a run was started with: reaping by age waits for its timeout + this grace.
+    ALTER TABLE runs ADD COLUMN grace_ms INTEGER;
 
     ALTER TABLE transitions ADD COLUMN seq INTEGER;
     ALTER TABLE gate_events ADD COLUMN seq INTEGER;

@@ -324,7 +324,10 @@ fn a_huge_exec_timeout_or_grace_is_exit_125_with_one_line() {
     assert!(!sb.db.exists());
 }
 
-/// A panic inside a gate run: one line, exit 1, and the run's process group is gone.
+/// A panic inside a gate run, while the suite is alive: the unwinding runner kills the run's
+/// tree, the gate registry turns the panic into an `other` infra verdict (exit 11, the run
+/// finished and named), the panic itself is one line on stderr, and a later reap routes nothing
+/// again.
 #[cfg(feature = "fault-injection")]
 #[test]
 fn a_panic_in_a_step_prints_one_line_and_kills_the_runs_tree() {
@@ -340,7 +343,14 @@ fn a_panic_in_a_step_prints_one_line_and_kills_the_runs_tree() {
             ("FAULT_PANIC_AT", "runner.after_spawn"),
         ],
     );
-    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.code, 11, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("panicked: fault-injection: panic at runner.after_spawn")
+            && out.stdout.contains("(run 1: `orch run show 1`)"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     assert!(
         out.stderr
@@ -365,6 +375,16 @@ fn a_panic_in_a_step_prints_one_line_and_kills_the_runs_tree() {
         "group {leader} still has members"
     );
     assert_eq!(sb.stage_of("P").0, "deploy-staging");
+    assert_eq!(sb.sqlite("SELECT outcome FROM runs WHERE id = 1"), "other");
+    let requeue = sb.sqlite("SELECT attempt FROM requeues WHERE task_id = 'P'");
+    assert_eq!(requeue, "1");
+    sb.run(&["reap", "-q"]).expect(0);
+    assert_eq!(
+        sb.sqlite("SELECT attempt FROM requeues WHERE task_id = 'P'"),
+        requeue,
+        "the reaper routed the run again"
+    );
+    assert_eq!(sb.sqlite("SELECT count(*) FROM transition_lease"), "0");
 }
 
 #[test]

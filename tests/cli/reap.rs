@@ -822,8 +822,10 @@ fn reaping_by_age_waits_for_the_run_s_own_timeout_and_counts_what_it_kills() {
     fx.commit_branch("feat/g", "main", &[("g.txt", "g\n")], "g");
     fx.add_task(&sb, "G", "feat/g", "deploy-staging");
     let mut env = hanging_env(&starved_suite(sb.path()));
-    env.retain(|(k, _)| *k != "ORCH_MERGE_RETEST_TIMEOUT_S");
+    env.retain(|(k, _)| *k != "ORCH_MERGE_RETEST_TIMEOUT_S" && *k != "ORCH_KILL_GRACE_S");
     env.push(("ORCH_MERGE_RETEST_TIMEOUT_S", "120".into()));
+    // The step gives its suite 60 s of grace; cron's environment says 1 s.
+    env.push(("ORCH_KILL_GRACE_S", "60".into()));
     let mut owner = spawn_orch(&sb, &["merge-gate", "retest", "G"], &env);
     wait_until("the suite's workers to start", DEADLINE, || {
         worker_pids(sb.path()).len() == 3
@@ -831,7 +833,10 @@ fn reaping_by_age_waits_for_the_run_s_own_timeout_and_counts_what_it_kills() {
     let leader: i32 = sb.sqlite("SELECT leader_pid FROM runs").parse().unwrap();
     let mut group = worker_pids(sb.path());
     group.push(leader);
-    assert_eq!(sb.sqlite("SELECT timeout_ms FROM runs"), "120000");
+    assert_eq!(
+        sb.sqlite("SELECT timeout_ms, grace_ms FROM runs"),
+        "120000|60000"
+    );
     // 60 s into its 120 s: far over cron's ORCH_REAPER_MAX_RUNNING_S (5), inside its own timeout.
     sb.sqlite(
         "UPDATE runs SET started_at = started_at - 60000, started_boot_ms = started_boot_ms - 60000",
@@ -875,6 +880,16 @@ fn reaping_by_age_waits_for_the_run_s_own_timeout_and_counts_what_it_kills() {
     );
     assert_eq!(last_reaper_summary(&sb)["killed_processes"], 0);
 
+    // 150 s in: past its timeout + cron's own grace (1 s) + the margin, but inside the grace the
+    // run was started with (60 s): its owner may still be tearing it down; nothing is killed.
+    sb.sqlite(
+        "UPDATE runs SET started_at = started_at - 90000, started_boot_ms = started_boot_ms - 90000",
+    );
+    let json = run(&sb, &["reap", "--json"], &cron).expect(0).json();
+    assert!(run_actions(&json).is_empty(), "{json}");
+    assert!(group.iter().all(|p| pid_alive(*p)), "inside its own grace");
+    assert_eq!(run_outcome(&sb, 1), "open");
+
     // The owner is stuck (stopped: it cannot enforce its timeout) and the run is past its 120 s +
     // the grace: reaped by age, and what was killed is counted, in the report and in its row.
     let owner_pid = nix::unistd::Pid::from_raw(owner.id() as i32);
@@ -891,7 +906,7 @@ fn reaping_by_age_waits_for_the_run_s_own_timeout_and_counts_what_it_kills() {
         reaped[0]["why"]
             .as_str()
             .unwrap()
-            .contains("past its own timeout (2m 0s)"),
+            .contains("past its own timeout (2m 0s) + kill grace (60s)"),
         "{json}"
     );
     let killed = reaped[0]["killed"].as_array().unwrap().len() as i64;
@@ -1003,4 +1018,50 @@ fn an_alert_is_delivered_once_per_attempt_window_whoever_delivers_it() {
         ),
         "2 1"
     );
+}
+
+/// `advance --next` while the only due re-queue's edge is running (its task leased by a live
+/// step): it claims nothing and says what is running, not "nothing due".
+#[test]
+fn advance_next_says_a_due_requeue_is_running_not_nothing_due() {
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    fx.commit_branch("feat/n", "main", &[("n.txt", "n\n")], "n");
+    fx.add_task(&sb, "N", "feat/n", "deploy-staging");
+    let env = hanging_env(&starved_suite(sb.path()));
+    let mut owner = spawn_orch(&sb, &["merge-gate", "retest", "N"], &env);
+    wait_until("the suite's workers to start", DEADLINE, || {
+        worker_pids(sb.path()).len() == 3
+    });
+    let (bid, now, boot) = (
+        orch::host::boot_id(),
+        orch::host::wall_ms(),
+        orch::host::boot_ms(),
+    );
+    sb.sqlite(&format!(
+        "INSERT INTO requeues (task_id, from_stage, to_stage, kind, attempt, reason, due_at,
+             due_boot_ms, boot_id, created_at)
+         VALUES ('N', 'deploy-staging', 'deploy', 'infra', 1, 'suite timed out', {}, {},
+                 '{bid}', {now})",
+        now - 5_000,
+        boot - 5_000
+    ));
+    let out = sb.run(&["advance", "--next"]).expect(0);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "nothing to claim; N's re-queued edge deploy-staging → deploy is running now (pid {} on {})\n",
+            owner.id(),
+            orch::host::host_name()
+        )
+    );
+    let json = sb.run(&["--json", "advance", "--next"]).expect(0).json();
+    assert_eq!(
+        json["next_due"]["running"],
+        format!("pid {} on {}", owner.id(), orch::host::host_name())
+    );
+    assert_eq!(sb.sqlite("SELECT claimed_at IS NULL FROM requeues"), "1");
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+    sb.run(&["reap", "-q"]).expect(0);
 }
