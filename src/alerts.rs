@@ -8,9 +8,10 @@
 //! At most once per attempt window: every deliverer — the raiser or any reaper — first claims an
 //! attempt (`Db::claim_alert_attempt`), which holds for the alert's window: the delivery timeout
 //! stored in its row plus `ALERT_GRACE_MARGIN`. The raise stamps the row with the raiser's
-//! `ORCH_ALERT_TIMEOUT_S` (a row from before v4 gets it from its first claim); every attempt runs the
-//! command under that stored timeout, so a process with another `ORCH_ALERT_TIMEOUT_S` neither
-//! shortens the window nor outlives it. A failed attempt ends its window; one whose deliverer died expires
+//! `ORCH_ALERT_TIMEOUT_S` (a row from before v4 gets it from its first claim); a claim by a process
+//! with a longer one lengthens it, never shortens it; every attempt runs the command under the
+//! row's timeout, so a process with another `ORCH_ALERT_TIMEOUT_S` neither shortens the window nor
+//! outlives it. A failed attempt ends its window; one whose deliverer died expires
 //! with it, and the next reap retries: nothing is lost.
 
 use std::process::Command;
@@ -63,11 +64,13 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// The delivery timeout of a stored alert: the one stamped in its row when it was raised; this
-/// process's own only for a row from before v4 that no attempt has claimed yet.
+/// The delivery timeout of an attempt on a stored alert: the one in its row (stamped when it was
+/// raised), or this process's own if that is longer — a claim may lengthen the row's timeout (an
+/// alert command that needs more time than the raiser gave it is not stuck for ever) but never
+/// shorten it, so no process's own setting cuts another's attempt window short.
 pub(crate) fn timeout_of(config: &Config, alert: &PendingAlert) -> Duration {
     alert.timeout_ms.map_or(config.alert_timeout, |ms| {
-        Duration::from_millis(ms.max(0) as u64)
+        Duration::from_millis(ms.max(0) as u64).max(config.alert_timeout)
     })
 }
 
@@ -219,8 +222,8 @@ mod tests {
         let row = store.read().alert_by_key("k").unwrap().unwrap();
         assert_eq!(
             (row.attempts, row.timeout_ms),
-            (1, Some(7_000)),
-            "the raise stamped the raiser's timeout; a claim never overrides it"
+            (1, Some(60_000)),
+            "a claim with a longer timeout lengthens the row's"
         );
 
         // That attempt's window passed without a delivery: the next deliverer sends, under the

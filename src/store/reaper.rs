@@ -138,9 +138,9 @@ impl Db<'_> {
         Ok(n == 1)
     }
 
-    /// Undelivered alerts whose raiser has had its chance (created more than the alert's own
-    /// timeout + `margin_ms` ago; `default_timeout_ms` for a row without one) and with no attempt
-    /// in flight, oldest first.
+    /// Undelivered alerts whose raiser has had its chance (it attempted already, or the alert was
+    /// created more than its own timeout + `margin_ms` ago; `default_timeout_ms` for a row without
+    /// one) and with no attempt in flight, oldest first.
     pub fn alerts_to_redeliver(
         &self,
         now: i64,
@@ -151,7 +151,7 @@ impl Db<'_> {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT {PENDING_ALERT_COLUMNS} FROM alerts
               WHERE delivered_at IS NULL
-                AND created_at + coalesce(timeout_ms, ?2) + ?3 <= ?1
+                AND (attempts > 0 OR created_at + coalesce(timeout_ms, ?2) + ?3 <= ?1)
                 AND (attempt_until IS NULL OR attempt_until <= ?1)
               ORDER BY created_at, id LIMIT ?4"
         ))?;
@@ -165,8 +165,9 @@ impl Db<'_> {
 
     /// Claims one delivery attempt of an alert: counts it, only if nobody attempted or delivered
     /// it since `alert` was read and no attempt is in flight (an earlier claim's window has not
-    /// ended at `now`). The window is the row's timeout + `margin_ms`; the first claim stamps the
-    /// row's timeout with `timeout_ms` (the claimer's own), and every later one keeps it. Whoever
+    /// ended at `now`). The window is the row's timeout + `margin_ms`; a claimer whose own
+    /// `timeout_ms` is longer lengthens the row's (a row from before v4 gets it), a shorter one
+    /// never shortens it. Whoever
     /// gets `true` sends it, under the row's timeout; anyone else does not.
     pub fn claim_alert_attempt(
         &self,
@@ -179,8 +180,8 @@ impl Db<'_> {
             .conn
             .execute(
                 "UPDATE alerts SET attempts = attempts + 1,
-                        timeout_ms = coalesce(timeout_ms, ?4),
-                        attempt_until = ?3 + coalesce(timeout_ms, ?4) + ?5
+                        timeout_ms = max(coalesce(timeout_ms, ?4), ?4),
+                        attempt_until = ?3 + max(coalesce(timeout_ms, ?4), ?4) + ?5
                   WHERE id = ?1 AND attempts = ?2 AND delivered_at IS NULL
                     AND (attempt_until IS NULL OR attempt_until <= ?3)",
                 params![alert.id, alert.attempts, now, timeout_ms, margin_ms],

@@ -1065,3 +1065,46 @@ fn advance_next_says_a_due_requeue_is_running_not_nothing_due() {
     owner.wait().unwrap();
     sb.run(&["reap", "-q"]).expect(0);
 }
+
+/// An alert raised with a short `ORCH_ALERT_TIMEOUT_S` whose command needs longer is not stuck for
+/// ever: a reaper with a longer timeout lengthens the row's and delivers it.
+#[test]
+fn a_reaper_with_a_longer_alert_timeout_delivers_what_the_raisers_could_not() {
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    fx.commit_branch("feat/a", "main", &[("a.txt", "a\n")], "a");
+    fx.add_task(&sb, "A", "feat/a", "deploy-staging");
+    let delivered = sb.path().join("delivered");
+    let out = sb.run_env(
+        &["advance", "A", "--to", "deploy"],
+        &[
+            ("ORCH_MERGE_RETEST_CMD", "exit 3"),
+            ("ORCH_COVERAGE_CMD", ""),
+            ("ORCH_MERGE_INFRA_RETRY_MAX", "0"),
+            ("ORCH_ALERT_TIMEOUT_S", "1"),
+            ("ORCH_ALERT_CMD", "sleep 3; exit 0"),
+        ],
+    );
+    assert_eq!(out.code, 12, "{out:?}");
+    assert_eq!(
+        sb.sqlite("SELECT timeout_ms, delivered_at IS NULL FROM alerts"),
+        "1000|1"
+    );
+    let slow = format!("sleep 2; cat >> '{}'", delivered.display());
+    // The raiser's failed attempt ended its window: the next reap retries at once.
+    sb.run_env(
+        &["reap", "-q"],
+        &[
+            ("ORCH_ALERT_TIMEOUT_S", "60"),
+            ("ORCH_ALERT_CMD", slow.as_str()),
+        ],
+    )
+    .expect(0);
+    assert!(std::fs::read_to_string(&delivered)
+        .unwrap()
+        .contains("\"task_id\":\"A\""));
+    assert_eq!(
+        sb.sqlite("SELECT timeout_ms, delivered_at IS NOT NULL FROM alerts"),
+        "60000|1"
+    );
+}
