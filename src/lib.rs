@@ -112,6 +112,17 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     }
 }
 
+/// Gives up the leases and merge locks this process holds after a panic (best effort: the
+/// process is failing already; a dead holder's rows are taken over anyway).
+fn release_after_panic(db_path: &std::path::Path) {
+    if !db_path.is_file() {
+        return;
+    }
+    if let Ok(mut store) = store::Store::open_existing(db_path) {
+        let _ = store.write(|db| db.release_own_holdings());
+    }
+}
+
 /// clap's own output: help and version are success, a usage mistake is exit 2.
 fn clap_exit(err: clap::Error) -> i32 {
     let _ = err.print();
@@ -162,7 +173,20 @@ fn run_command(cli: Cli, matches: &clap::ArgMatches, ui: Ui, own_failure: i32) -
         cancel::install();
     }
     let ctx = Context { config, ui };
-    let result = edge.and_then(|()| cli::dispatch(&ctx, cli.command));
+    let result = edge.and_then(|()| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            cli::dispatch(&ctx, cli.command)
+        })) {
+            Ok(result) => result,
+            Err(panic) => {
+                // The hook printed the one line and the unwinding runner killed any run's tree;
+                // what this process held in the database goes too, so the next step need not
+                // wait for a take-over.
+                release_after_panic(&ctx.config.db_path);
+                std::panic::resume_unwind(panic)
+            }
+        }
+    });
     match result {
         Ok(code) => code,
         Err(err) => {

@@ -125,7 +125,9 @@ fn draws(c: char) -> bool {
 
 /// A wall-clock time in ms as RFC 3339 UTC, to the second.
 pub(crate) fn timestamp(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    // RFC 3339 ends at 9999-12-31T23:59:59Z; a later time (a far due time) prints as that.
+    const LAST_MS: i64 = 253_402_300_799_000;
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.clamp(0, LAST_MS) as u64);
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
@@ -143,6 +145,13 @@ pub(crate) fn age(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A due time past year 9999 (a long backoff) prints, never fails.
+    #[test]
+    fn a_far_timestamp_prints_as_the_last_rfc3339_second() {
+        assert_eq!(timestamp(i64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(timestamp(-5), "1970-01-01T00:00:00Z");
+    }
 
     #[test]
     fn ages_read_short() {

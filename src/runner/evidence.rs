@@ -108,14 +108,18 @@ impl fmt::Display for Evidence {
     }
 }
 
-/// The verdict for a run that spent `cpu_s` on a CPU and `waited_s` waiting for one in `wall_s`.
-/// Without a measured wait, only hung (under a tenth on a CPU) and busy can be told apart.
-pub(crate) fn judge(cpu_s: f64, waited_s: Option<f64>, wall_s: f64) -> Verdict {
+/// The verdict for a run that spent `cpu_s` on a CPU and `waited_s` waiting for one in `wall_s`
+/// on a machine of `cpus` CPUs. Without a measured wait, only hung (under a tenth on a CPU) and
+/// busy can be told apart. A suite that itself kept at least two thirds of the machine's CPUs
+/// busy is busy however long its threads waited: they waited for each other, not for a machine
+/// that had no CPU for it.
+pub(crate) fn judge(cpu_s: f64, waited_s: Option<f64>, wall_s: f64, cpus: u32) -> Verdict {
     if wall_s <= 0.0 {
         return Verdict::Hung;
     }
     let waited = waited_s.unwrap_or(0.0);
-    if waited >= wall_s / 3.0 {
+    let occupied_machine = cpu_s >= f64::from(cpus.max(1)) * wall_s * 2.0 / 3.0;
+    if waited >= wall_s / 3.0 && !occupied_machine {
         Verdict::Starved
     } else if cpu_s < wall_s / 10.0 && waited < wall_s / 10.0 {
         Verdict::Hung
@@ -198,16 +202,17 @@ impl Sampler {
             (cpu_s, Some(ns(|s| s.delay_ns)), Measure::Schedstat, None)
         };
         let wall_s = wall.as_secs_f64();
+        let cpus = host::cpu_count();
         Evidence {
             load_1m: host::load_average_1m().unwrap_or(0.0),
-            cpus: host::cpu_count(),
+            cpus,
             cpu_s,
             waited_s,
             wall_s,
             processes: u32::try_from(self.processes.len()).unwrap_or(u32::MAX),
             measured_by,
             note,
-            verdict: judge(cpu_s, waited_s, wall_s),
+            verdict: judge(cpu_s, waited_s, wall_s, cpus),
         }
     }
 }
@@ -250,24 +255,28 @@ mod tests {
     #[test]
     fn waiting_a_third_starves_under_a_tenth_of_both_hangs_and_the_rest_is_busy() {
         // A third of the wall waiting for a CPU, whatever it computed.
-        assert_eq!(judge(1.0, Some(33.4), 100.0), Verdict::Starved);
-        assert_eq!(judge(60.0, Some(40.0), 100.0), Verdict::Starved);
+        assert_eq!(judge(1.0, Some(33.4), 100.0, 4), Verdict::Starved);
+        assert_eq!(judge(60.0, Some(40.0), 100.0, 4), Verdict::Starved);
         // Asleep: neither computing nor waiting.
-        assert_eq!(judge(0.1, Some(0.2), 100.0), Verdict::Hung);
-        assert_eq!(judge(9.9, Some(9.9), 100.0), Verdict::Hung);
+        assert_eq!(judge(0.1, Some(0.2), 100.0, 4), Verdict::Hung);
+        assert_eq!(judge(9.9, Some(9.9), 100.0, 4), Verdict::Hung);
         // Computing, or waiting a little: busy.
-        assert_eq!(judge(90.0, Some(5.0), 100.0), Verdict::Busy);
-        assert_eq!(judge(10.0, Some(0.0), 100.0), Verdict::Busy);
-        assert_eq!(judge(1.0, Some(20.0), 100.0), Verdict::Busy);
+        assert_eq!(judge(90.0, Some(5.0), 100.0, 4), Verdict::Busy);
+        assert_eq!(judge(10.0, Some(0.0), 100.0, 4), Verdict::Busy);
+        assert_eq!(judge(1.0, Some(20.0), 100.0, 4), Verdict::Busy);
         // Many processes computing at once: more CPU than wall.
-        assert_eq!(judge(180.0, Some(1.0), 100.0), Verdict::Busy);
+        assert_eq!(judge(180.0, Some(1.0), 100.0, 4), Verdict::Busy);
+        // Eight spinning threads on two CPUs: they wait for each other, the machine is theirs.
+        assert_eq!(judge(200.0, Some(600.0), 100.0, 2), Verdict::Busy);
+        // The same wait while the suite got only half the machine: starved.
+        assert_eq!(judge(100.0, Some(600.0), 100.0, 2), Verdict::Starved);
     }
 
     #[test]
     fn without_a_measured_wait_only_cpu_time_against_wall_decides() {
-        assert_eq!(judge(0.5, None, 100.0), Verdict::Hung);
-        assert_eq!(judge(50.0, None, 100.0), Verdict::Busy);
-        assert_eq!(judge(0.0, None, 0.0), Verdict::Hung);
+        assert_eq!(judge(0.5, None, 100.0, 4), Verdict::Hung);
+        assert_eq!(judge(50.0, None, 100.0, 4), Verdict::Busy);
+        assert_eq!(judge(0.0, None, 0.0, 4), Verdict::Hung);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
 use super::Db;
+use crate::host;
 use crate::owner::{Expiry, OwnerId};
 
 /// A lease row: who holds a task, and how to tell whether they still live.
@@ -115,6 +116,29 @@ impl Db<'_> {
             )
             .context("acquiring a lease")?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// After a panic: gives up every lease and merge lock this process holds, unless it still has
+    /// an unfinished run (then a take-over or the reaper finishes that run first, as for any dead
+    /// holder). Returns how many rows it deleted.
+    pub fn release_own_holdings(&self) -> Result<usize> {
+        let (pid, start) = host::current_process();
+        let (boot, ns, host) = (host::boot_id(), host::pid_namespace(), host::host_name());
+        let no_open_run = "NOT EXISTS (SELECT 1 FROM runs WHERE finished_at IS NULL
+                 AND owner_pid = ?1 AND owner_pid_start = ?2 AND boot_id = ?3 AND pid_ns = ?4
+                 AND host = ?5)";
+        let mine = "owner_pid = ?1 AND owner_pid_start = ?2 AND boot_id = ?3 AND pid_ns = ?4
+                 AND host = ?5";
+        let args = params![pid, start as i64, boot, ns, host];
+        let locks = self.conn.execute(
+            &format!("DELETE FROM merge_locks WHERE {mine} AND {no_open_run}"),
+            args,
+        )?;
+        let leases = self.conn.execute(
+            &format!("DELETE FROM transition_lease WHERE {mine} AND {no_open_run}"),
+            args,
+        )?;
+        Ok(locks + leases)
     }
 
     /// Deletes the lease only if `token` still holds it. Returns whether it did.

@@ -601,3 +601,84 @@ fn the_readme_ci_example_reaches_every_branch_under_bash_e() {
     }
     fx.assert_no_target_push();
 }
+
+/// A panic outside any gate (the engine, after the gates passed): one line, exit 1, and what the
+/// step held — its lease, the repo's merge lock — is given back at once, nothing left open.
+#[cfg(feature = "fault-injection")]
+#[test]
+fn a_panic_outside_the_gates_gives_back_the_lease_and_the_lock() {
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    fx.commit_branch("feat/q", "main", &[("notes.txt", "q\n")], "q");
+    fx.add_task(&sb, "Q", "feat/q", "deploy-staging");
+    let out = sb.run_env(
+        &["advance", "Q", "--to", "deploy"],
+        &[
+            ("ORCH_MERGE_RETEST_CMD", "true"),
+            ("ORCH_COVERAGE_CMD", ""),
+            ("FAULT_PANIC_AT", "gate.before_verdict"),
+        ],
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with("orch: internal error: "),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(sb.sqlite("SELECT count(*) FROM transition_lease"), "0");
+    assert_eq!(sb.sqlite("SELECT count(*) FROM merge_locks"), "0");
+    assert_eq!(
+        sb.sqlite("SELECT count(*) FROM runs WHERE finished_at IS NULL"),
+        "0"
+    );
+    assert_eq!(sb.stage_of("Q").0, "deploy-staging");
+    // The next step takes the lease as a fresh one: no take-over was needed.
+    sb.run_env(
+        &["advance", "Q", "--to", "deploy", "-q"],
+        &[("ORCH_MERGE_RETEST_CMD", "true"), ("ORCH_COVERAGE_CMD", "")],
+    )
+    .expect(0);
+    assert_eq!(
+        sb.sqlite(
+            "SELECT count(*) FROM counters WHERE name IN
+                 ('transition_lease.taken_over', 'merge_lock.taken_over') AND value > 0"
+        ),
+        "0"
+    );
+}
+
+/// A long, valid retry budget: the doubling backoff is capped at 7 days, so attempt 31 of 41 is
+/// due within a week and prints (its due time once went past year 9999: an internal error, the
+/// routing rolled back, the gate run again and again, never a HOLD).
+#[test]
+fn a_long_retry_budget_never_overflows_its_due_time() {
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    let tip = fx.commit_branch("feat/b", "main", &[("b.txt", "b\n")], "b");
+    fx.add_task(&sb, "B", "feat/b", "deploy-staging");
+    sb.sqlite(&format!(
+        "INSERT INTO edge_budgets (task_id, edge, base_tip, infra_attempts)
+         VALUES ('B', 'deploy-staging->deploy', '{tip}', 30)"
+    ));
+    let before = orch::host::wall_ms();
+    let out = sb.run_env(
+        &["--json", "advance", "B", "--to", "deploy", "--force"],
+        &[
+            ("ORCH_MERGE_RETEST_CMD", "exit 3"),
+            ("ORCH_COVERAGE_CMD", ""),
+            ("ORCH_MERGE_INFRA_RETRY_MAX", "40"),
+            ("ORCH_MERGE_INFRA_RETRY_BACKOFF_S", "7d"),
+        ],
+    );
+    assert_eq!(out.code, 11, "{out:?}");
+    let due: i64 = sb
+        .sqlite("SELECT due_at FROM requeues WHERE task_id = 'B'")
+        .parse()
+        .unwrap();
+    let week = 7 * 24 * 3600 * 1000;
+    assert!(due > before && due <= orch::host::wall_ms() + week, "{due}");
+    assert_eq!(sb.sqlite("SELECT infra_attempts FROM edge_budgets"), "31");
+    sb.run(&["queue"]).expect(0);
+    sb.run(&["task", "show", "B"]).expect(0);
+}
