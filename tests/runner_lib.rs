@@ -98,6 +98,7 @@ fn tracked_runs() {
                 leader_pid: std::process::id() as i32,
                 leader_pid_start: 0,
                 timeout_ms: 0,
+                grace_ms: 0,
                 budget_tip: None,
                 published_tip: None,
                 sandbox: None,
