@@ -164,8 +164,7 @@ pub(crate) fn apply(store: &mut Store, config: &Config, step: Failed) -> Result<
                     report.stage = Stage::Development;
                     report.version = *version;
                 }
-                report.message =
-                    rollback_message(&snap.id, &format!("{reason}{run}"), &rollback, config);
+                report.message = rollback_message(&snap.id, reason, &run, &rollback, config);
                 report.rollback = Some(rollback);
             }
             Routing::Defer { reason } | Routing::Requeue { reason } => {
@@ -264,17 +263,24 @@ fn held_note(held: bool) -> &'static str {
     }
 }
 
-fn rollback_message(id: &str, reason: &str, rollback: &Rollback, config: &Config) -> String {
+/// The one line of a rollback (or of the HOLD that replaced it), naming the gate's run.
+fn rollback_message(
+    id: &str,
+    reason: &str,
+    run: &str,
+    rollback: &Rollback,
+    config: &Config,
+) -> String {
     match rollback {
         Rollback::RolledBack {
             version,
             dev_retries,
         } => format!(
-            "{id}: {reason}; rolled back to development (version {version}, developer retry {dev_retries} of {})",
+            "{id}: {reason}{run}; rolled back to development (version {version}, developer retry {dev_retries} of {})",
             config.max_dev_retries
         ),
-        Rollback::Held { reason } => format!("{id}: on HOLD: {reason}"),
-        Rollback::Lost => format!("{id}: {reason}; the rollback lost its CAS"),
+        Rollback::Held { reason } => format!("{id}: on HOLD: {reason}{run}"),
+        Rollback::Lost => format!("{id}: {reason}{run}; the rollback lost its CAS"),
     }
 }
 

@@ -10,7 +10,7 @@ use anyhow::Result;
 use super::merge::short;
 use super::registry::program_problem;
 use super::worktree::{mirror, run_gate_command, worktrees_dir, GateCommand};
-use super::{classify_run, last_line, GateCx, GateKind, GateResult, InfraKind, Verdict};
+use super::{classify_run, exit_said, GateCx, GateKind, GateResult, InfraKind, Verdict};
 use crate::git::Mirror;
 use crate::outcome::ConfigProblem;
 use crate::runner::{ExitCodes, RunOutcome};
@@ -150,9 +150,8 @@ pub(crate) fn verify(cx: &mut GateCx) -> Result<GateResult> {
         },
         // A merge command that fails is not a fault of the tested code: infra, re-queued.
         Verdict::Red { .. } => infra(format!(
-            "ORCH_MERGE_CMD failed (exit {}): {}",
-            run.exit_status.map_or("?".into(), |c| c.to_string()),
-            last_line(&run.output)
+            "ORCH_MERGE_CMD failed {}",
+            exit_said(run.exit_status, &run.output)
         )),
         other => GateResult::new(GATE, other),
     };
