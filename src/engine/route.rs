@@ -12,7 +12,7 @@ use anyhow::Result;
 use super::report::{held, lease_lost, AdvanceReport, AdvanceRequest};
 use crate::config::Config;
 use crate::counter::Counter;
-use crate::error::Exit;
+use crate::error::{failure, Exit};
 use crate::gates::GateResult;
 use crate::host;
 use crate::lease::HeldLease;
@@ -98,6 +98,9 @@ pub(crate) fn apply(store: &mut Store, config: &Config, step: Failed) -> Result<
         Report(AdvanceReport),
         /// A human put the task on HOLD while its gate ran: exit 6, nothing routed.
         Held(Task),
+        /// Under the kill-switch, another actor moved the task to a terminal stage while its gate
+        /// ran: nothing routed (no rollback, no HOLD, no alert), exit 4.
+        Terminal(Task),
         Lost,
     }
     let run = run_ref(failed.run_id);
@@ -117,6 +120,12 @@ pub(crate) fn apply(store: &mut Store, config: &Config, step: Failed) -> Result<
         if !lease.unguarded && (task.stage != edge.from || task.version != snap.version) {
             db.count(Counter::LeaseCasLost, 1)?;
             return Ok(Routed::Lost);
+        }
+        // The plain writes land wherever the task is now, except on a terminal stage: a done or
+        // cancelled task is never rolled back, held or alerted about (nothing would release it).
+        if task.stage.is_terminal() && !matches!(routing, Routing::Cancelled { .. }) {
+            db.count(Counter::LeaseCasLost, 1)?;
+            return Ok(Routed::Terminal(task));
         }
         let now = host::wall_ms();
         let detail = failed.verdict.detail();
@@ -238,6 +247,19 @@ pub(crate) fn apply(store: &mut Store, config: &Config, step: Failed) -> Result<
     let report = match routed {
         Routed::Report(report) => report,
         Routed::Held(task) => return Err(held(&task)),
+        Routed::Terminal(task) => {
+            return Err(failure(
+                Exit::LostRace,
+                format!(
+                    "{}: gate {gate} {}: {}{run}; but the task is now {} (version {}): nothing routed, no HOLD",
+                    snap.id,
+                    failed.outcome,
+                    failed.verdict.detail(),
+                    task.stage,
+                    task.version
+                ),
+            ))
+        }
         Routed::Lost => return Err(lease_lost(&snap.id)),
     };
     if let Some(key) = report.requeue.as_ref().and_then(|r| r.alert_key.as_deref()) {
