@@ -99,7 +99,7 @@ pub(crate) fn apply(store: &mut Store, config: &Config, step: Failed) -> Result<
         /// A human put the task on HOLD while its gate ran: exit 6, nothing routed.
         Held(Task),
         /// Under the kill-switch, another actor moved the task to a terminal stage while its gate
-        /// ran: nothing routed (no rollback, no HOLD, no alert), exit 4.
+        /// ran, and routing would hold or re-queue it: nothing routed (no HOLD, no alert), exit 4.
         Terminal(Task),
         Lost,
     }
@@ -121,9 +121,18 @@ pub(crate) fn apply(store: &mut Store, config: &Config, step: Failed) -> Result<
             db.count(Counter::LeaseCasLost, 1)?;
             return Ok(Routed::Lost);
         }
-        // The plain writes land wherever the task is now, except on a terminal stage: a done or
-        // cancelled task is never rolled back, held or alerted about (nothing would release it).
-        if task.stage.is_terminal() && !matches!(routing, Routing::Cancelled { .. }) {
+        // Under the kill-switch the plain writes land wherever the task is now — a rollback is
+        // the old unconditional stage write, exactly — but a done or cancelled task is never put
+        // on HOLD, alerted about or re-queued: nothing would ever release or claim it.
+        let holds_or_requeues = match &routing {
+            Routing::Rollback { .. } => task.dev_retries >= i64::from(config.max_dev_retries),
+            Routing::Cancelled { .. } => false,
+            Routing::Defer { .. }
+            | Routing::Requeue { .. }
+            | Routing::NoProof { .. }
+            | Routing::Config { .. } => true,
+        };
+        if task.stage.is_terminal() && holds_or_requeues {
             db.count(Counter::LeaseCasLost, 1)?;
             return Ok(Routed::Terminal(task));
         }
