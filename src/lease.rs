@@ -30,6 +30,14 @@ impl LeaseRow {
             self.owner, self.owner_pid, self.host, self.token, age
         )
     }
+
+    /// The dead holder, named for the take-over line, with why it was judged dead.
+    pub(crate) fn dead_holder(&self, why: &str) -> String {
+        format!(
+            "{} (pid {} on {}, lease token {}): {why}",
+            self.owner, self.owner_pid, self.host, self.token
+        )
+    }
 }
 
 /// The outcome of asking for a task's lease.
@@ -40,8 +48,10 @@ pub(crate) enum Acquire {
     /// A live holder has it; nothing was written but the `busy` counter.
     Busy(LeaseRow),
     /// The holder is dead but has unfinished runs: the caller must have them finished (outside
-    /// the transaction) before the lease can be taken over. Nothing was written.
-    Reclaim(LeaseRow),
+    /// the transaction) before the lease can be taken over. Nothing was written. `whose` names
+    /// the dead holder and why it is dead, as `HeldLease::took_over` will: finishing its runs
+    /// drops its lease, so the acquisition after them no longer sees whom it replaced.
+    Reclaim { row: LeaseRow, whose: String },
 }
 
 /// A lease this process holds.
@@ -100,15 +110,13 @@ fn acquire_inner(
                 return Ok(Acquire::Busy(row));
             }
             Holder::Dead(why) => {
+                let whose = row.dead_holder(&why);
                 if check_runs && !db.unfinished_runs_of(&row.owner_id())?.is_empty() {
-                    return Ok(Acquire::Reclaim(row));
+                    return Ok(Acquire::Reclaim { row, whose });
                 }
                 db.delete_lease(task_id, row.token)?;
                 db.count(Counter::LeaseTakenOver, 1)?;
-                took_over = Some(format!(
-                    "{} (pid {} on {}, lease token {}): {why}",
-                    row.owner, row.owner_pid, row.host, row.token
-                ));
+                took_over = Some(whose);
             }
         }
     }

@@ -53,6 +53,11 @@ impl Stage {
             Stage::Cancelled => "cancelled",
         }
     }
+
+    /// `done` and `cancelled`: no edge leaves them, and nothing is ever routed onto them.
+    pub(crate) fn is_terminal(self) -> bool {
+        matches!(self, Stage::Done | Stage::Cancelled)
+    }
 }
 
 impl fmt::Display for Stage {
@@ -215,6 +220,13 @@ mod tests {
     fn terminal_stages_have_no_way_out() {
         for stage in [Done, Cancelled] {
             assert!(next_stages(stage).is_empty());
+        }
+        for stage in Stage::ALL {
+            assert_eq!(
+                stage.is_terminal(),
+                next_stages(stage).is_empty(),
+                "{stage}"
+            );
         }
     }
 

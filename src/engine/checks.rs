@@ -148,7 +148,7 @@ pub(crate) fn take_lease(
         }
         return Ok(Taken::Held(HeldLease::unguarded(&snap.id)));
     }
-    let mut reclaimed = HolderRuns::default();
+    let mut reclaimed = Reclaimed::default();
     for _ in 0..3 {
         // One transaction: the event id, the task still exactly where this actor saw it, and the
         // lease. A task that moved on in between is a lost race before any gate starts.
@@ -174,14 +174,12 @@ pub(crate) fn take_lease(
             Step::Duplicate(event) => return Ok(Taken::Duplicate(event)),
             Step::Moved(now) => return Err(moved_on(&snap.id, now, snap.stage)),
             Step::Acquired(Acquire::Held(lease)) => {
-                note_take_over(ui, &lease, reclaimed);
+                reclaimed.note(ui, &lease);
                 return Ok(Taken::Held(lease));
             }
             Step::Acquired(Acquire::Busy(row)) => return Err(busy(&row)),
-            Step::Acquired(Acquire::Reclaim(row)) => {
-                let done = reclaim_holder(store, config, &row)?;
-                reclaimed.finished += done.finished;
-                reclaimed.killed += done.killed;
+            Step::Acquired(Acquire::Reclaim { row, whose }) => {
+                reclaimed.reclaim(store, config, &row, whose)?;
             }
         }
     }
@@ -195,8 +193,7 @@ pub(crate) fn reclaim_holder(
     config: &Config,
     row: &crate::store::LeaseRow,
 ) -> Result<HolderRuns> {
-    let why = format!("lease holder {} is dead", row.describe());
-    let done = routing::finish_runs_of_dead_holder(store, config, &row.owner_id(), &why)?;
+    let done = routing::finish_runs_of_dead_holder(store, config, &row.owner_id(), &dead_why(row))?;
     if done.all_done {
         Ok(done)
     } else {
@@ -204,16 +201,99 @@ pub(crate) fn reclaim_holder(
     }
 }
 
-/// The one line a take-over of a dead holder's lease prints (stderr): whose lease, and what
-/// finishing its runs killed.
-pub(crate) fn note_take_over(ui: Ui, lease: &HeldLease, runs: HolderRuns) {
-    if let Some(whose) = &lease.took_over {
-        ui.note(format!(
-            "task `{}`: took over the lease of dead holder {}: {} run(s) finished, {} process(es) killed",
-            crate::ui::plain(&lease.task_id),
-            crate::ui::plain(whose),
-            runs.finished,
-            runs.killed
-        ));
+/// `advance --next` claims only re-queues whose task has no lease row at all (liveness is not
+/// SQL's to judge), so a due edge whose actor died holding the lease would never be claimed, and
+/// reported "running now" under a dead pid. Before the claim, each such dead holder is taken
+/// over as `take_lease` would: its runs finished through the routine the reaper uses (their
+/// routing re-queues the edge), its lease dropped against the row judged, and the take-over line
+/// printed. A holder whose processes could not be shown finished is left for `orch reap`.
+pub(crate) fn take_over_dead_leases_of_due(
+    store: &mut Store,
+    config: &Config,
+    ui: Ui,
+) -> Result<()> {
+    let me = Claimant::current("");
+    let due: Vec<_> = store
+        .read()
+        .requeues()?
+        .into_iter()
+        .filter(|r| r.due_in_ms() <= 0)
+        .collect();
+    for requeue in due {
+        let Some(row) = store.read().lease(&requeue.task_id)? else {
+            continue;
+        };
+        let Holder::Dead(why) = row.judge(&me) else {
+            continue;
+        };
+        let runs =
+            routing::finish_runs_of_dead_holder(store, config, &row.owner_id(), &dead_why(&row))?;
+        if !runs.all_done {
+            continue;
+        }
+        // The runs' routing took and gave back the lease; else the dead row is still there.
+        let dropped = store.write(|db| {
+            let dropped = db.drop_dead_lease(&row)?;
+            if dropped {
+                db.count(Counter::LeaseTakenOver, 1)?;
+            }
+            Ok(dropped)
+        })?;
+        if dropped || runs.finished > 0 {
+            note_take_over(ui, &row.task_id, &row.dead_holder(&why), runs);
+        }
     }
+    Ok(())
+}
+
+fn dead_why(row: &crate::store::LeaseRow) -> String {
+    format!("lease holder {} is dead", row.describe())
+}
+
+/// What this actor did to dead lease holders before its acquisition held: whom it reclaimed
+/// and what finishing their runs killed. Finishing a dead holder's runs drops its lease (their
+/// routing takes and gives it back), so the acquisition that follows is a fresh one and no longer
+/// names whom it replaced: the take-over line is built from what was reclaimed here.
+#[derive(Default)]
+pub(crate) struct Reclaimed {
+    whose: Option<String>,
+    runs: HolderRuns,
+}
+
+impl Reclaimed {
+    /// Finishes the runs of the dead holder `row` (named `whose`); exit 4 when their processes
+    /// could not be shown finished.
+    pub(crate) fn reclaim(
+        &mut self,
+        store: &mut Store,
+        config: &Config,
+        row: &crate::store::LeaseRow,
+        whose: String,
+    ) -> Result<()> {
+        let done = reclaim_holder(store, config, row)?;
+        self.runs.finished += done.finished;
+        self.runs.killed += done.killed;
+        self.whose.get_or_insert(whose);
+        Ok(())
+    }
+
+    /// The one line a take-over of a dead holder's lease prints (stderr): whose lease, and what
+    /// finishing its runs killed. Nothing when `lease` replaced no dead holder.
+    pub(crate) fn note(&self, ui: Ui, lease: &HeldLease) {
+        let Some(whose) = self.whose.as_ref().or(lease.took_over.as_ref()) else {
+            return;
+        };
+        note_take_over(ui, &lease.task_id, whose, self.runs);
+    }
+}
+
+/// The one line a take-over of a dead holder's lease prints (stderr).
+pub(crate) fn note_take_over(ui: Ui, task_id: &str, whose: &str, runs: HolderRuns) {
+    ui.note(format!(
+        "task `{}`: took over the lease of dead holder {}: {} run(s) finished, {} process(es) killed",
+        crate::ui::plain(task_id),
+        crate::ui::plain(whose),
+        runs.finished,
+        runs.killed
+    ));
 }

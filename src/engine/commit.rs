@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::checks::{note_take_over, reclaim_holder};
+use super::checks::Reclaimed;
 use super::edge::Step;
 use super::report::{busy, changing_hands, moved_on, AdvanceReport};
 use crate::config::Config;
@@ -12,7 +12,6 @@ use crate::error::Exit;
 use crate::gates::GateResult;
 use crate::host;
 use crate::lease::{self, Acquire, HeldLease};
-use crate::routing::HolderRuns;
 use crate::store::{EventRecord, Expected, LeaseRow, NewTransition, Store, Task};
 use crate::ui::Ui;
 
@@ -20,7 +19,7 @@ enum Written {
     Report(AdvanceReport),
     Duplicate(EventRecord),
     Busy(LeaseRow),
-    Reclaim(LeaseRow),
+    Reclaim(LeaseRow, String),
     Lost(Option<Task>),
 }
 
@@ -36,7 +35,7 @@ pub(crate) fn commit_transition(
 ) -> Result<AdvanceReport> {
     let (req, snap, edge) = (step.req, &step.snap, step.edge);
     let guarded = config.lease_applies(&snap.repo);
-    let mut reclaimed = HolderRuns::default();
+    let mut reclaimed = Reclaimed::default();
     for _ in 0..3 {
         let mut taken_over = None;
         let written = store.write(|db| {
@@ -52,11 +51,11 @@ pub(crate) fn commit_transition(
                     Some(lease) => lease.clone(),
                     None => match lease::acquire(db, &snap.id, &step.me, config.lease_ttl)? {
                         Acquire::Held(lease) => {
-                            taken_over = lease.took_over.is_some().then(|| lease.clone());
+                            taken_over = Some(lease.clone());
                             lease
                         }
                         Acquire::Busy(row) => return Ok(Written::Busy(row)),
-                        Acquire::Reclaim(row) => return Ok(Written::Reclaim(row)),
+                        Acquire::Reclaim { row, whose } => return Ok(Written::Reclaim(row, whose)),
                     },
                 };
                 let expected = Expected {
@@ -127,18 +126,14 @@ pub(crate) fn commit_transition(
             Written::Report(report) => {
                 crate::fault::point("advance.after_commit");
                 if let Some(lease) = &taken_over {
-                    note_take_over(ui, lease, reclaimed);
+                    reclaimed.note(ui, lease);
                 }
                 return Ok(report);
             }
             Written::Duplicate(event) => return Ok(AdvanceReport::duplicate(snap, event)),
             Written::Busy(row) => return Err(busy(&row)),
             Written::Lost(now) => return Err(moved_on(&snap.id, now, edge.from)),
-            Written::Reclaim(row) => {
-                let done = reclaim_holder(store, config, &row)?;
-                reclaimed.finished += done.finished;
-                reclaimed.killed += done.killed;
-            }
+            Written::Reclaim(row, whose) => reclaimed.reclaim(store, config, &row, whose)?,
         }
     }
     Err(changing_hands(&snap.id))

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::checks::{check, take_lease, Checked, Entry, Taken};
+use super::checks::{check, take_lease, take_over_dead_leases_of_due, Checked, Entry, Taken};
 use super::commit::commit_transition;
 use super::edge::{run_edge, EdgeGoal, Step};
 use super::report::{illegal, AdvanceReport, AdvanceRequest};
@@ -160,6 +160,7 @@ pub(crate) fn advance_next(
     actor: &str,
 ) -> Result<Option<AdvanceReport>> {
     let me = Claimant::current(format!("{actor} (orch advance --next)"));
+    take_over_dead_leases_of_due(store, config, ui)?;
     let claimed = store.write(|db| {
         let Some(requeue) =
             db.claim_due_requeue(host::wall_ms(), host::boot_ms(), host::boot_id())?

@@ -12,7 +12,7 @@ use anyhow::Result;
 use super::report::{held, lease_lost, AdvanceReport, AdvanceRequest};
 use crate::config::Config;
 use crate::counter::Counter;
-use crate::error::Exit;
+use crate::error::{failure, Exit};
 use crate::gates::GateResult;
 use crate::host;
 use crate::lease::HeldLease;
@@ -98,6 +98,9 @@ pub(crate) fn apply(store: &mut Store, config: &Config, step: Failed) -> Result<
         Report(AdvanceReport),
         /// A human put the task on HOLD while its gate ran: exit 6, nothing routed.
         Held(Task),
+        /// Under the kill-switch, another actor moved the task to a terminal stage while its gate
+        /// ran, and routing would hold or re-queue it: nothing routed (no HOLD, no alert), exit 4.
+        Terminal(Task),
         Lost,
     }
     let run = run_ref(failed.run_id);
@@ -117,6 +120,21 @@ pub(crate) fn apply(store: &mut Store, config: &Config, step: Failed) -> Result<
         if !lease.unguarded && (task.stage != edge.from || task.version != snap.version) {
             db.count(Counter::LeaseCasLost, 1)?;
             return Ok(Routed::Lost);
+        }
+        // Under the kill-switch the plain writes land wherever the task is now — a rollback is
+        // the old unconditional stage write, exactly — but a done or cancelled task is never put
+        // on HOLD, alerted about or re-queued: nothing would ever release or claim it.
+        let holds_or_requeues = match &routing {
+            Routing::Rollback { .. } => task.dev_retries >= i64::from(config.max_dev_retries),
+            Routing::Cancelled { .. } => false,
+            Routing::Defer { .. }
+            | Routing::Requeue { .. }
+            | Routing::NoProof { .. }
+            | Routing::Config { .. } => true,
+        };
+        if task.stage.is_terminal() && holds_or_requeues {
+            db.count(Counter::LeaseCasLost, 1)?;
+            return Ok(Routed::Terminal(task));
         }
         let now = host::wall_ms();
         let detail = failed.verdict.detail();
@@ -164,8 +182,7 @@ pub(crate) fn apply(store: &mut Store, config: &Config, step: Failed) -> Result<
                     report.stage = Stage::Development;
                     report.version = *version;
                 }
-                report.message =
-                    rollback_message(&snap.id, &format!("{reason}{run}"), &rollback, config);
+                report.message = rollback_message(&snap.id, reason, &run, &rollback, config);
                 report.rollback = Some(rollback);
             }
             Routing::Defer { reason } | Routing::Requeue { reason } => {
@@ -239,6 +256,19 @@ pub(crate) fn apply(store: &mut Store, config: &Config, step: Failed) -> Result<
     let report = match routed {
         Routed::Report(report) => report,
         Routed::Held(task) => return Err(held(&task)),
+        Routed::Terminal(task) => {
+            return Err(failure(
+                Exit::LostRace,
+                format!(
+                    "{}: gate {gate} {}: {}{run}; but the task is now {} (version {}): nothing routed, no HOLD",
+                    snap.id,
+                    failed.outcome,
+                    failed.verdict.detail(),
+                    task.stage,
+                    task.version
+                ),
+            ))
+        }
         Routed::Lost => return Err(lease_lost(&snap.id)),
     };
     if let Some(key) = report.requeue.as_ref().and_then(|r| r.alert_key.as_deref()) {
@@ -264,17 +294,24 @@ fn held_note(held: bool) -> &'static str {
     }
 }
 
-fn rollback_message(id: &str, reason: &str, rollback: &Rollback, config: &Config) -> String {
+/// The one line of a rollback (or of the HOLD that replaced it), naming the gate's run.
+fn rollback_message(
+    id: &str,
+    reason: &str,
+    run: &str,
+    rollback: &Rollback,
+    config: &Config,
+) -> String {
     match rollback {
         Rollback::RolledBack {
             version,
             dev_retries,
         } => format!(
-            "{id}: {reason}; rolled back to development (version {version}, developer retry {dev_retries} of {})",
+            "{id}: {reason}{run}; rolled back to development (version {version}, developer retry {dev_retries} of {})",
             config.max_dev_retries
         ),
-        Rollback::Held { reason } => format!("{id}: on HOLD: {reason}"),
-        Rollback::Lost => format!("{id}: {reason}; the rollback lost its CAS"),
+        Rollback::Held { reason } => format!("{id}: on HOLD: {reason}{run}"),
+        Rollback::Lost => format!("{id}: {reason}{run}; the rollback lost its CAS"),
     }
 }
 

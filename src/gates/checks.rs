@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use super::merge::{resolve_commits, short};
 use super::worktree::{run_gate_command, with_clone, with_empty_dir, GateCommand};
-use super::{classify_run, last_line, GateCx, GateKind, GateResult, InfraKind, Verdict};
+use super::{classify_run, exit_said, last_line, GateCx, GateKind, GateResult, InfraKind, Verdict};
 use crate::host;
 use crate::runner::{ExitCodes, RunOutcome, RunResult};
 
@@ -62,10 +62,9 @@ pub(crate) fn security(cx: &mut GateCx) -> Result<GateResult> {
         let verdict = match classify_run(&run) {
             Verdict::Red { .. } => Verdict::Red {
                 reason: format!(
-                    "security scan of {} failed (exit {}): {}",
+                    "security scan of {} failed {}",
                     short(&tip),
-                    run.exit_status.map_or("?".into(), |c| c.to_string()),
-                    last_line(&run.output)
+                    exit_said(run.exit_status, &run.output)
                 ),
             },
             other => other,
@@ -229,9 +228,8 @@ fn image_freshness_in(
         Verdict::Red { .. } => Verdict::Infra {
             kind: InfraKind::Other,
             reason: format!(
-                "the image freshness command failed (exit {}): {}",
-                run.exit_status.map_or("?".into(), |c| c.to_string()),
-                last_line(&run.output)
+                "the image freshness command failed {}",
+                exit_said(run.exit_status, &run.output)
             ),
         },
         other => other,

@@ -11,6 +11,7 @@
 
 use anyhow::{bail, Context, Result};
 
+use super::registry::program_problem;
 use super::worktree::{mirror, run_gate_command, with_clone, with_worktree, GateCommand};
 use super::{classify_run, GateCx, GateKind, GateResult, InfraKind, Verdict};
 use crate::counter::Counter;
@@ -248,6 +249,11 @@ fn in_worktree(cx: &mut GateCx, commits: &Commits, worktree: &Repo) -> Result<Ga
             },
         )
     } else {
+        // Judged here, not at the edge start: a skipped re-test needs no program.
+        let command = cx.config.merge_retest_cmd.clone();
+        if let Some(reason) = program_problem(cx, "ORCH_MERGE_RETEST_CMD", &command) {
+            return Err(ConfigProblem(reason).into());
+        }
         with_clone(cx, GATE, &head, run_suite)?
     };
     result.head = Some(head);

@@ -8,9 +8,11 @@
 use anyhow::Result;
 
 use super::merge::short;
+use super::registry::program_problem;
 use super::worktree::{mirror, run_gate_command, worktrees_dir, GateCommand};
-use super::{classify_run, last_line, GateCx, GateKind, GateResult, InfraKind, Verdict};
+use super::{classify_run, exit_said, GateCx, GateKind, GateResult, InfraKind, Verdict};
 use crate::git::Mirror;
+use crate::outcome::ConfigProblem;
 use crate::runner::{ExitCodes, RunOutcome};
 
 const GATE: GateKind = GateKind::MergeVerify;
@@ -102,6 +104,10 @@ pub(crate) fn verify(cx: &mut GateCx) -> Result<GateResult> {
             },
         ));
     };
+    // Judged here, not at the edge start: a head already merged needs no merge command.
+    if let Some(reason) = program_problem(cx, "ORCH_MERGE_CMD", &command) {
+        return Err(ConfigProblem(reason).into());
+    }
     // An empty directory of orch's, not a checkout of agent content (`python3 -m …` would put
     // that on `sys.path`); the merge command is the operator's and keeps orch's environment.
     let dir = worktrees_dir(cx.config).join(format!(
@@ -144,9 +150,8 @@ pub(crate) fn verify(cx: &mut GateCx) -> Result<GateResult> {
         },
         // A merge command that fails is not a fault of the tested code: infra, re-queued.
         Verdict::Red { .. } => infra(format!(
-            "ORCH_MERGE_CMD failed (exit {}): {}",
-            run.exit_status.map_or("?".into(), |c| c.to_string()),
-            last_line(&run.output)
+            "ORCH_MERGE_CMD failed {}",
+            exit_said(run.exit_status, &run.output)
         )),
         other => GateResult::new(GATE, other),
     };

@@ -94,41 +94,53 @@ pub(crate) fn run(gate: GateKind, cx: &mut GateCx) -> GateResult {
 /// The preflight of a gated edge, before anything is spent: problems no retry fixes, as a
 /// `config` result of the gate they stop. The task's branch must be on the remote for the gates
 /// that judge it (`deploy-staging → deploy`; merge-verify judges the re-tested head, and a forge
-/// may delete a merged branch); the program each configured command starts must be on the PATH
-/// it will get. Anything the preflight cannot judge (a remote that does not answer, shell syntax)
-/// is left to the gate.
+/// may delete a merged branch): a branch gone is the merge gate's (the gate that needs it, always
+/// configured), never a skipped gate's. The program each configured command starts must be on
+/// the PATH it will get — except the merge gate's re-test and merge-verify's merge command, which
+/// a passing verdict or a proof of merge may make unnecessary: those gates judge their program
+/// right before it would run (`program_problem`). Anything the preflight cannot judge (a remote
+/// that does not answer, shell syntax, a gate environment without PATH) is left to the gate.
 pub(crate) fn preflight(gates: &[GateKind], cx: &GateCx) -> Option<GateResult> {
     let judges_branch = [GateKind::Security, GateKind::Merge, GateKind::Coverage];
-    if let Some(first) = gates.iter().find(|g| judges_branch.contains(g)) {
+    let needs_branch = if gates.contains(&GateKind::Merge) {
+        Some(GateKind::Merge)
+    } else {
+        gates.iter().copied().find(|g| judges_branch.contains(g))
+    };
+    if let Some(gate) = needs_branch {
         let (url, branch) = (&cx.repo.url, &cx.task.branch);
         if let Ok(false) = crate::git::remote_has_branch(url, branch) {
             return Some(GateResult::new(
-                *first,
+                gate,
                 Verdict::Config {
                     reason: branch_gone(cx, branch, "the task branch"),
                 },
             ));
         }
     }
-    let path = gate_path(cx);
     for &gate in gates {
+        if matches!(gate, GateKind::Merge | GateKind::MergeVerify) {
+            continue;
+        }
         let Some((key, command)) = command_of(gate, cx) else {
             continue;
         };
-        let Some(why) = cannot_start(command, &path) else {
-            continue;
-        };
-        return Some(GateResult::new(
-            gate,
-            Verdict::Config {
-                reason: format!(
-                    "{why} (the program {key} starts; hint: install it, or set {key} to a program that is, then `orch task release {}`)",
-                    cx.task.id
-                ),
-            },
-        ));
+        if let Some(reason) = program_problem(cx, key, command) {
+            return Some(GateResult::new(gate, Verdict::Config { reason }));
+        }
     }
     None
+}
+
+/// Why the program `command` (configured as `key`) starts cannot start on the gate's PATH, with
+/// the fix; `None` when it can, or when that cannot be judged.
+pub(crate) fn program_problem(cx: &GateCx, key: &str, command: &str) -> Option<String> {
+    let path = gate_path(cx)?;
+    let why = cannot_start(command, &path)?;
+    Some(format!(
+        "{why} (the program {key} starts; hint: install it, or set {key} to a program that is, then `orch task release {}`)",
+        cx.task.id
+    ))
 }
 
 /// The configured command of a gate, with its key; `None` when the gate is skipped.
@@ -150,21 +162,103 @@ fn command_of<'a>(gate: GateKind, cx: &'a GateCx) -> Option<(&'static str, &'a s
 }
 
 /// The PATH a gate command gets (`config::gate_env`; the merge command keeps orch's, which is
-/// the same variable), or the shell's default when there is none.
-fn gate_path(cx: &GateCx) -> String {
+/// the same variable). `None` when there is none: `sh` then searches a default path of its own
+/// (dash's is not glibc's), which is not orch's to guess, so nothing is judged.
+fn gate_path(cx: &GateCx) -> Option<String> {
     crate::config::gate_env(cx.config.gate_env_pass.as_deref())
         .into_iter()
         .find(|(k, _)| k == "PATH")
-        .map_or_else(|| "/usr/local/bin:/usr/bin:/bin".into(), |(_, v)| v)
+        .map(|(_, v)| v)
 }
 
 /// Words `sh -c` gives a meaning of its own: a keyword or a builtin is not a program to find.
+/// The union of dash's and bash's builtins and reserved words (`compgen -b -k`, and dash's
+/// `chdir`), so that the preflight never calls a word missing that either `sh` would run.
 const SHELL_WORDS: &[&str] = &[
-    "!", ".", ":", "[", "alias", "bg", "break", "case", "cd", "command", "continue", "do", "done",
-    "echo", "elif", "else", "esac", "eval", "exec", "exit", "export", "false", "fg", "fi", "for",
-    "function", "getopts", "hash", "if", "in", "jobs", "kill", "local", "printf", "pwd", "read",
-    "readonly", "return", "select", "set", "shift", "test", "then", "time", "times", "trap",
-    "true", "type", "ulimit", "umask", "unalias", "unset", "until", "wait", "while",
+    "!",
+    ".",
+    ":",
+    "[",
+    "[[",
+    "]]",
+    "{",
+    "}",
+    "alias",
+    "bg",
+    "bind",
+    "break",
+    "builtin",
+    "caller",
+    "case",
+    "cd",
+    "chdir",
+    "command",
+    "compgen",
+    "complete",
+    "compopt",
+    "continue",
+    "coproc",
+    "declare",
+    "dirs",
+    "disown",
+    "do",
+    "done",
+    "echo",
+    "elif",
+    "else",
+    "enable",
+    "esac",
+    "eval",
+    "exec",
+    "exit",
+    "export",
+    "false",
+    "fc",
+    "fg",
+    "fi",
+    "for",
+    "function",
+    "getopts",
+    "hash",
+    "help",
+    "history",
+    "if",
+    "in",
+    "jobs",
+    "kill",
+    "let",
+    "local",
+    "logout",
+    "mapfile",
+    "popd",
+    "printf",
+    "pushd",
+    "pwd",
+    "read",
+    "readarray",
+    "readonly",
+    "return",
+    "select",
+    "set",
+    "shift",
+    "shopt",
+    "source",
+    "suspend",
+    "test",
+    "then",
+    "time",
+    "times",
+    "trap",
+    "true",
+    "type",
+    "typeset",
+    "ulimit",
+    "umask",
+    "unalias",
+    "unset",
+    "until",
+    "wait",
+    "while",
 ];
 
 /// Why the first word of `command` (run by `sh -c` with `path`) cannot start, when that can be
@@ -237,5 +331,14 @@ mod tests {
             assert_eq!(cannot_start(skipped, path), None, "{skipped}");
         }
         assert_eq!(cannot_start("no-such-program-xyz", "bin:/usr/bin"), None);
+        for builtin in [
+            "chdir .",
+            "source ./env",
+            "declare -x A=1",
+            "let x=1",
+            "pushd .",
+        ] {
+            assert_eq!(cannot_start(builtin, path), None, "{builtin}");
+        }
     }
 }

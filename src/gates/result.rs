@@ -126,11 +126,7 @@ pub(crate) fn classify_run(result: &RunResult) -> Verdict {
             detail: format!("passed in {:.1}s", result.wall.as_secs_f64()),
         },
         RunOutcome::Red => Verdict::Red {
-            reason: format!(
-                "red (exit {}): {}",
-                result.exit_status.map_or("?".into(), |c| c.to_string()),
-                last_line(&result.output)
-            ),
+            reason: format!("red {}", exit_said(result.exit_status, &result.output)),
         },
         RunOutcome::Timeout { evidence } => Verdict::Infra {
             kind: InfraKind::Timeout,
@@ -173,6 +169,16 @@ fn could_not_start(result: &RunResult) -> Option<String> {
         (None, Some(127)) => Some(format!("exit 127, a program is not found{said}")),
         (None, Some(126)) => Some(format!("exit 126, a program is not executable{said}")),
         _ => None,
+    }
+}
+
+/// How a failed command ended, for a one-line reason: `(exit 1): <its last line>`, or
+/// `(exit 1, no output)` when it printed nothing (never a dangling ": ").
+pub(crate) fn exit_said(status: Option<i32>, output: &str) -> String {
+    let status = status.map_or("?".into(), |c| c.to_string());
+    match last_line(output) {
+        said if said.is_empty() => format!("(exit {status}, no output)"),
+        said => format!("(exit {status}): {said}"),
     }
 }
 

@@ -154,7 +154,7 @@ fn route_reaped(
     let held = match lease::acquire_for_reclaim(db, task_id, &me, config.lease_ttl)? {
         Acquire::Held(held) => held,
         // A live actor owns the task now: it decides; the run is finished, nothing routed.
-        Acquire::Busy(_) | Acquire::Reclaim(_) => return Ok((None, None)),
+        Acquire::Busy(_) | Acquire::Reclaim { .. } => return Ok((None, None)),
     };
     let budget_key = spent_budget(db, run, task_id, edge)?;
     let expected = Expected {

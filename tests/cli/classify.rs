@@ -537,3 +537,390 @@ fn a_panicking_gate_is_an_infra_verdict_and_releases_lease_and_lock() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// Starts `orch ARGS…` in the background with a re-test that marks `started` and hangs, waits
+/// until it runs, and kills orch with SIGKILL: its lease and its run are left to a dead holder.
+fn kill_mid_retest(sb: &Sandbox, args: &[&str]) -> u32 {
+    let started = sb.path().join("retest-started");
+    let _ = std::fs::remove_file(&started);
+    let hang = format!("touch '{}'; exec sleep 300", started.display());
+    let mut cmd = sb.orch();
+    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::null());
+    for (k, v) in env_with(&[("ORCH_MERGE_RETEST_CMD", hang)]) {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    wait_until("the re-test to start", Duration::from_secs(90), || {
+        started.exists()
+    });
+    let pid = child.id();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        sb.sqlite("SELECT count(*) FROM runs WHERE finished_at IS NULL"),
+        "1",
+        "the killed holder's run is left open"
+    );
+    assert_eq!(
+        sb.sqlite("SELECT owner_pid FROM transition_lease"),
+        pid.to_string()
+    );
+    pid
+}
+
+/// The take-over lines of a step's stderr.
+fn take_over_lines(out: &Out) -> Vec<String> {
+    out.stderr
+        .lines()
+        .filter(|l| l.contains("took over the lease"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_dead_holder_killed_mid_run_is_taken_over_in_one_line_by_advance_and_next() {
+    // `advance`: the line names the dead holder and the run it finished; `-q` silences it.
+    for quiet in [false, true] {
+        let sb = Sandbox::new();
+        let fx = Fixture::new(&sb);
+        fx.commit_branch("feat/d", "main", &[("notes.txt", "d\n")], "d");
+        fx.add_task(&sb, "D", "feat/d", "deploy-staging");
+        let pid = kill_mid_retest(&sb, &["advance", "D", "--to", "deploy"]);
+        let args: &[&str] = if quiet {
+            &["-q", "advance", "D", "--to", "deploy"]
+        } else {
+            &["advance", "D", "--to", "deploy"]
+        };
+        let out = run(&sb, args, &env_with(&[])).expect(0);
+        let lines = take_over_lines(&out);
+        if quiet {
+            assert!(out.stderr.is_empty(), "-q: {}", out.stderr);
+        } else {
+            assert_eq!(lines.len(), 1, "{}", out.stderr);
+            assert!(lines[0].contains(&format!("pid {pid} ")), "{}", lines[0]);
+            assert!(lines[0].contains("1 run(s) finished"), "{}", lines[0]);
+            assert!(lines[0].contains("process(es) killed"), "{}", lines[0]);
+        }
+        assert_eq!(sb.stage_of("D").0, "deploy");
+        assert_eq!(
+            sb.sqlite("SELECT count(*) FROM runs WHERE finished_at IS NULL"),
+            "0"
+        );
+    }
+
+    // `advance --next`: cron killed mid-run; the next minute's cron takes the dead lease over
+    // instead of reporting the dead pid as running.
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    fx.commit_branch("feat/n", "main", &[("notes.txt", "n\n")], "n");
+    fx.add_task(&sb, "N", "feat/n", "deploy-staging");
+    let hang = env_with(&[
+        ("ORCH_SECURITY_GATE_CMD", "sleep 30".into()),
+        ("ORCH_SECURITY_GATE_TIMEOUT_S", "1".into()),
+    ]);
+    run(&sb, &["advance", "N", "--to", "deploy"], &hang).expect(11);
+    sb.sqlite("UPDATE requeues SET due_at = 0, due_boot_ms = 0");
+    let pid = kill_mid_retest(&sb, &["advance", "--next"]);
+    sb.sqlite("UPDATE requeues SET due_at = 0, due_boot_ms = 0");
+    let out = run(&sb, &["advance", "--next"], &env_with(&[])).expect(0);
+    let lines = take_over_lines(&out);
+    assert_eq!(lines.len(), 1, "{}\n{}", out.stderr, out.stdout);
+    assert!(lines[0].contains(&format!("pid {pid} ")), "{}", lines[0]);
+    assert!(lines[0].contains("1 run(s) finished"), "{}", lines[0]);
+    assert!(!out.stdout.contains("running now"), "{}", out.stdout);
+    assert_eq!(sb.sqlite("SELECT count(*) FROM transition_lease"), "0");
+    assert_eq!(
+        sb.sqlite("SELECT count(*) FROM runs WHERE finished_at IS NULL"),
+        "0"
+    );
+    // The finished run was routed as infra: its edge is re-queued, and cron runs it when due.
+    assert_eq!(sb.sqlite("SELECT count(*) FROM requeues"), "1");
+    sb.sqlite("UPDATE requeues SET due_at = 0, due_boot_ms = 0");
+    let out = run(&sb, &["-q", "advance", "--next"], &env_with(&[])).expect(0);
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+    assert_eq!(sb.stage_of("N").0, "deploy");
+}
+
+#[test]
+fn a_missing_merge_command_is_judged_only_when_it_is_about_to_run() {
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    let tip = fx.commit_branch("feat/v", "main", &[("notes.txt", "v\n")], "v");
+    fx.add_task(&sb, "V", "feat/v", "deploy-staging");
+    run(&sb, &["advance", "V", "--to", "deploy"], &env_with(&[])).expect(0);
+    let missing = env_with(&[("ORCH_MERGE_CMD", "no-such-merge-xyz --squash".into())]);
+    // The forge merged the head already: proof first, the merge command is never needed.
+    fx.forge_update_main(&tip);
+    let out = run(&sb, &["advance", "V", "--to", "done"], &missing).expect(0);
+    assert!(out.stdout.contains("deploy → done"), "{}", out.stdout);
+    assert_eq!(sb.sqlite("SELECT count(*) FROM holds"), "0");
+
+    // Not merged: the merge command is about to run and its program is missing: config HOLD.
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    fx.commit_branch("feat/w", "main", &[("notes.txt", "w\n")], "w");
+    fx.add_task(&sb, "W", "feat/w", "deploy-staging");
+    run(&sb, &["advance", "W", "--to", "deploy"], &env_with(&[])).expect(0);
+    let runs_before = sb.sqlite("SELECT count(*) FROM runs");
+    let out = run(&sb, &["advance", "W", "--to", "done"], &missing).expect(12);
+    let line = one_line(&out);
+    assert!(line.contains("gate merge-verify config"), "{line}");
+    assert!(line.contains("`no-such-merge-xyz`"), "{line}");
+    assert!(line.contains("ORCH_MERGE_CMD"), "{line}");
+    assert_config_hold(&sb, "W", "deploy", "no-such-merge-xyz");
+    assert_eq!(sb.sqlite("SELECT count(*) FROM runs"), runs_before);
+    fx.assert_no_target_push();
+}
+
+#[test]
+fn a_missing_retest_program_is_judged_only_when_the_retest_is_about_to_run() {
+    let missing = || env_with(&[("ORCH_MERGE_RETEST_CMD", "no-such-pytest-xyz -q".into())]);
+    // Skip-when-current: the re-test is not needed, so its program is not either.
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    let tip = fx.commit_branch("feat/s", "main", &[("notes.txt", "s\n")], "s");
+    fx.add_task(&sb, "S", "feat/s", "testing");
+    run(
+        &sb,
+        &[
+            "advance",
+            "S",
+            "--to",
+            "deploy-staging",
+            "--validated-sha",
+            &tip,
+        ],
+        &missing(),
+    )
+    .expect(0);
+    let out = run(&sb, &["advance", "S", "--to", "deploy"], &missing()).expect(0);
+    assert!(out.stderr.contains("skipped the re-test"), "{}", out.stderr);
+    assert_eq!(sb.stage_of("S").0, "deploy");
+    assert_eq!(sb.sqlite("SELECT count(*) FROM holds"), "0");
+
+    // The re-test must run: its missing program is a config HOLD before any run starts, while
+    // the security gate (configured, present) is judged at the edge start as before.
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    fx.commit_branch("feat/t", "main", &[("notes.txt", "t\n")], "t");
+    fx.add_task(&sb, "T", "feat/t", "deploy-staging");
+    let mut env = missing();
+    env.push(("ORCH_SECURITY_GATE_CMD".into(), "true".into()));
+    let out = run(&sb, &["advance", "T", "--to", "deploy"], &env).expect(12);
+    let line = one_line(&out);
+    assert!(line.contains("gate merge config"), "{line}");
+    assert!(line.contains("`no-such-pytest-xyz`"), "{line}");
+    assert!(line.contains("ORCH_MERGE_RETEST_CMD"), "{line}");
+    assert_config_hold(&sb, "T", "deploy-staging", "no-such-pytest-xyz");
+    assert_eq!(
+        sb.sqlite("SELECT count(*) FROM runs WHERE gate = 'merge'"),
+        "0"
+    );
+    // A missing security scanner is still found before anything runs.
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    fx.commit_branch("feat/u", "main", &[("notes.txt", "u\n")], "u");
+    fx.add_task(&sb, "U", "feat/u", "deploy-staging");
+    let env = env_with(&[("ORCH_SECURITY_GATE_CMD", "no-such-scanner-xyz".into())]);
+    let out = run(&sb, &["advance", "U", "--to", "deploy"], &env).expect(12);
+    assert!(
+        one_line(&out).contains("gate security config"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(sb.sqlite("SELECT count(*) FROM runs"), "0");
+}
+
+#[test]
+fn the_preflight_never_holds_a_command_the_shell_can_start() {
+    // `chdir` is a dash builtin.
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    fx.commit_branch("feat/c", "main", &[("notes.txt", "c\n")], "c");
+    fx.add_task(&sb, "C", "feat/c", "deploy-staging");
+    let env = env_with(&[("ORCH_SECURITY_GATE_CMD", "chdir . && true".into())]);
+    let out = run(&sb, &["advance", "C", "--to", "deploy"], &env).expect(0);
+    assert!(
+        out.stderr.contains("gate security: passed"),
+        "{}",
+        out.stderr
+    );
+
+    // No PATH at all: `sh` searches its own default path, which is not orch's to guess, so the
+    // program is left to the gate. (Only where a program lives in sbin alone.)
+    let only_in_sbin = ["/usr/sbin/sysctl", "/sbin/sysctl"]
+        .iter()
+        .any(|p| std::path::Path::new(p).exists())
+        && !["/usr/local/bin/sysctl", "/usr/bin/sysctl", "/bin/sysctl"]
+            .iter()
+            .any(|p| std::path::Path::new(p).exists());
+    if !only_in_sbin {
+        eprintln!("skipped the PATH-unset case: sysctl is not in sbin alone here");
+        return;
+    }
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    fx.commit_branch("feat/p", "main", &[("notes.txt", "p\n")], "p");
+    fx.add_task(&sb, "P", "feat/p", "deploy-staging");
+    let mut cmd = sb.orch();
+    cmd.args(["advance", "P", "--to", "deploy"])
+        .env_remove("PATH");
+    for (k, v) in env_with(&[
+        ("ORCH_SECURITY_GATE_CMD", "sysctl -n kernel.ostype".into()),
+        ("ORCH_MERGE_RETEST_CMD", "true".into()),
+        (
+            "ORCH_COVERAGE_CMD",
+            r#"echo '{"totals":{"percent_covered":100}}' > "$ORCH_COVERAGE_REPORT""#.into(),
+        ),
+    ]) {
+        cmd.env(k, v);
+    }
+    let out = Out::from(cmd.output().unwrap()).expect(0);
+    assert!(
+        out.stderr.contains("gate security: passed"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(sb.stage_of("P").0, "deploy");
+}
+
+#[test]
+fn a_hold_for_spent_developer_retries_names_its_run_and_an_empty_output_no_dangling_colon() {
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    fx.commit_branch("feat/r", "main", &[("notes.txt", "r\n")], "r");
+    fx.add_task(&sb, "R", "feat/r", "deploy-staging");
+    let env = env_with(&[
+        ("ORCH_MERGE_RETEST_CMD", "echo boom; exit 1".into()),
+        ("ORCH_MAX_DEV_RETRIES", "0".into()),
+    ]);
+    let out = run(&sb, &["advance", "R", "--to", "deploy"], &env).expect(10);
+    let run_id = sb.sqlite("SELECT max(id) FROM runs");
+    let line = one_line(&out);
+    assert!(line.contains("on HOLD: developer retries spent"), "{line}");
+    assert!(line.contains("boom"), "{line}");
+    assert!(
+        line.contains(&format!("(run {run_id}: `orch run show {run_id}`)")),
+        "{line}"
+    );
+
+    // A red with no output at all: no ": " left hanging, for a rollback and for a HOLD.
+    for (retries, code) in [("3", 10), ("0", 10)] {
+        let sb = Sandbox::new();
+        let fx = Fixture::new(&sb);
+        fx.commit_branch("feat/e", "main", &[("notes.txt", "e\n")], "e");
+        fx.add_task(&sb, "E", "feat/e", "deploy-staging");
+        let env = env_with(&[
+            ("ORCH_MERGE_RETEST_CMD", "exit 1".into()),
+            ("ORCH_MAX_DEV_RETRIES", retries.into()),
+        ]);
+        let out = run(&sb, &["advance", "E", "--to", "deploy"], &env).expect(code);
+        let line = one_line(&out);
+        assert!(line.contains("red (exit 1, no output)"), "{line}");
+        assert!(!line.contains(": (run"), "{line}");
+        assert!(!line.contains(":  "), "{line}");
+        assert!(!line.contains(": ;"), "{line}");
+        let run_id = sb.sqlite("SELECT max(id) FROM runs");
+        assert!(line.contains(&format!("(run {run_id}: ")), "{line}");
+        let detail = sb.sqlite("SELECT detail FROM gate_events WHERE outcome = 'red'");
+        assert!(!detail.ends_with(": "), "{detail}");
+    }
+}
+
+#[test]
+fn a_branch_gone_is_the_merge_gates_config_when_security_is_not_configured() {
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    let tip = fx.commit_branch("feat/g", "main", &[("notes.txt", "g\n")], "g");
+    fx.add_task(&sb, "G", "feat/g", "testing");
+    let env = env_with(&[]);
+    run(
+        &sb,
+        &[
+            "advance",
+            "G",
+            "--to",
+            "deploy-staging",
+            "--validated-sha",
+            &tip,
+        ],
+        &env,
+    )
+    .expect(0);
+    crate::support::git(&fx.remote, &["update-ref", "-d", "refs/heads/feat/g"]);
+    let out = run(&sb, &["advance", "G", "--to", "deploy"], &env).expect(12);
+    let line = one_line(&out);
+    assert!(line.contains("gate merge config"), "{line}");
+    assert!(line.contains("not on the remote"), "{line}");
+    assert_eq!(
+        sb.sqlite("SELECT gate FROM gate_events WHERE outcome = 'config'"),
+        "merge"
+    );
+    let counters = sb.sqlite("SELECT name FROM counters WHERE name LIKE '%config%' AND value > 0");
+    assert!(counters.contains("merge"), "{counters}");
+    assert!(!counters.contains("security"), "{counters}");
+    assert_config_hold(&sb, "G", "deploy-staging", "not on the remote");
+}
+
+#[test]
+fn kill_switch_routing_never_holds_a_task_a_human_cancelled_meanwhile() {
+    // Infra exhaustion (exit 3 is `other`) and a red with developer retries spent. (A red with
+    // retries left is the kill-switch's plain rollback, exactly: tests/cli/gates.rs pins it.)
+    for (tail, retries) in [("exit 3", "3"), ("exit 1", "0")] {
+        let sb = Sandbox::new();
+        let fx = Fixture::new(&sb);
+        fx.commit_branch("feat/k", "main", &[("notes.txt", "k\n")], "k");
+        fx.add_task(&sb, "K", "feat/k", "deploy-staging");
+        let started = sb.path().join("started");
+        let go = sb.path().join("go");
+        let retest = format!(
+            "touch '{}'; while [ ! -e '{}' ]; do sleep 0.05; done; {tail}",
+            started.display(),
+            go.display()
+        );
+        let env = env_with(&[
+            ("ORCH_TRANSITION_LEASE_ENABLED", "false".into()),
+            ("ORCH_MERGE_INFRA_RETRY_MAX", "0".into()),
+            ("ORCH_MAX_DEV_RETRIES", retries.into()),
+            ("ORCH_MERGE_RETEST_CMD", retest),
+        ]);
+        let mut cmd = sb.orch();
+        cmd.args(["-q", "advance", "K", "--to", "deploy"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        wait_until("the re-test to start", Duration::from_secs(90), || {
+            started.exists()
+        });
+        run(
+            &sb,
+            &["advance", "K", "--to", "cancelled", "--reason", "abandoned"],
+            &env,
+        )
+        .expect(0);
+        std::fs::write(&go, "").unwrap();
+        let out = Out::from(child.wait_with_output().unwrap()).expect(4);
+        assert_eq!(out.stderr.lines().count(), 1, "{tail}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("now cancelled"),
+            "{tail}: {}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("no HOLD"), "{tail}: {}", out.stderr);
+        assert_eq!(sb.stage_of("K"), ("cancelled".into(), 2), "{tail}");
+        assert_eq!(
+            sb.sqlite("SELECT count(*) FROM tasks WHERE hold_reason IS NOT NULL"),
+            "0"
+        );
+        assert_eq!(sb.sqlite("SELECT count(*) FROM holds"), "0", "{tail}");
+        assert_eq!(sb.sqlite("SELECT count(*) FROM alerts"), "0", "{tail}");
+        assert_eq!(sb.sqlite("SELECT count(*) FROM requeues"), "0", "{tail}");
+        assert_eq!(sb.sqlite("SELECT count(*) FROM transitions"), "1", "{tail}");
+        assert_eq!(sb.sqlite("SELECT dev_retries FROM tasks"), "0", "{tail}");
+        let queue = sb.run(&["queue", "--format", "json"]).expect(0).json();
+        assert_eq!(queue["held"]["total"], 0, "{queue}");
+    }
+}
