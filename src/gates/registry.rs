@@ -136,7 +136,10 @@ pub(crate) fn preflight(gates: &[GateKind], cx: &GateCx) -> Option<GateResult> {
 /// the fix; `None` when it can, or when that cannot be judged.
 pub(crate) fn program_problem(cx: &GateCx, key: &str, command: &str) -> Option<String> {
     let path = gate_path(cx)?;
-    let why = cannot_start(command, &path)?;
+    let why = cannot_start(command, &path).or_else(|| {
+        let env = crate::config::gate_env(cx.config.gate_env_pass.as_deref());
+        runner_module_missing(command, &path, &env)
+    })?;
     Some(format!(
         "{why} (the program {key} starts; hint: install it, or set {key} to a program that is, then `orch task release {}`)",
         cx.task.id
@@ -292,6 +295,39 @@ pub(crate) fn cannot_start(command: &str, path: &str) -> Option<String> {
         std::fs::metadata(Path::new(dir).join(word)).is_ok_and(|meta| is_executable(&meta))
     });
     (!found).then(|| format!("`{word}` is not found on the gate's PATH ({path})"))
+}
+
+/// The test runners a repository installs, never ships: `python3 -m pytest` with an interpreter
+/// that has no pytest exits 1 like a red suite, and would blame the change.
+const RUNNER_MODULES: &[&str] = &["pytest"];
+
+/// Why `command` — `PYTHON -m MODULE …`, MODULE a runner of `RUNNER_MODULES` — cannot start: the
+/// interpreter found on `path` cannot find the module with the gate's environment `env`. `None`
+/// when it can, or when that cannot be judged (another command, an interpreter that does not
+/// answer in time).
+fn runner_module_missing(command: &str, path: &str, env: &[(String, String)]) -> Option<String> {
+    let mut words = command.split_whitespace();
+    let (python, flag, module) = (words.next()?, words.next()?, words.next()?);
+    let is_python = python.rsplit('/').next().is_some_and(|name| {
+        name.strip_prefix("python")
+            .is_some_and(|v| v.chars().all(|c| c.is_ascii_digit() || c == '.'))
+    });
+    if !is_python || flag != "-m" || !RUNNER_MODULES.contains(&module) {
+        return None;
+    }
+    let mut probe = std::process::Command::new(python);
+    probe
+        .args([
+            "-c",
+            "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec(sys.argv[1]) else 3)",
+            module,
+        ])
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("PATH", path)
+        .current_dir("/");
+    let finished = crate::child::run(probe, std::time::Duration::from_secs(20), None).ok()?;
+    (finished.status?.code() == Some(3)).then(|| format!("`{python}` has no module `{module}`"))
 }
 
 fn is_executable(meta: &std::fs::Metadata) -> bool {

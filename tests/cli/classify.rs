@@ -924,3 +924,67 @@ fn kill_switch_routing_never_holds_a_task_a_human_cancelled_meanwhile() {
         assert_eq!(queue["held"]["total"], 0, "{queue}");
     }
 }
+
+/// `python3 -m pytest` where that python has no pytest (cron's bare PATH finds a system python):
+/// pytest's "No module named pytest" exits 1 like a red suite and blamed the change. It is a
+/// config HOLD before the re-test runs, naming the interpreter; a python that has pytest passes.
+#[test]
+fn a_python_without_pytest_is_a_config_hold_not_a_red() {
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    fx.commit_branch("feat/m", "main", &[("notes.txt", "m\n")], "m");
+    fx.add_task(&sb, "M", "feat/m", "deploy-staging");
+    // A python3 first on PATH that sees no site-packages: the interpreter cron would find.
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v python3"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let bin = sb.path().join("bare-python");
+    std::fs::create_dir_all(&bin).unwrap();
+    let wrapper = bin.join("python3");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nexec {} -S \"$@\"\n", real.trim()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let env = env_with(&[
+        ("ORCH_MERGE_RETEST_CMD", "python3 -m pytest -q".into()),
+        ("PATH", path.clone()),
+    ]);
+    // The default coverage command runs pytest too: found at the edge's start.
+    let out = run(&sb, &["advance", "M", "--to", "deploy"], &env).expect(12);
+    assert!(
+        one_line(&out).contains("gate coverage config"),
+        "{}",
+        out.stdout
+    );
+    sb.run(&["task", "release", "M"]).expect(0);
+    // Without coverage, the re-test's own check finds it before the re-test runs.
+    let mut env = env;
+    env.push(("ORCH_COVERAGE_CMD".into(), String::new()));
+    let out = run(&sb, &["advance", "M", "--to", "deploy"], &env).expect(12);
+    let line = one_line(&out);
+    assert!(
+        line.contains("gate merge config") && line.contains("has no module `pytest`"),
+        "{line}"
+    );
+    assert_eq!(
+        sb.sqlite(
+            "SELECT stage, hold_reason LIKE '%has no module `pytest`%', dev_retries FROM tasks"
+        ),
+        "deploy-staging|1|0",
+        "held where it was, never rolled back"
+    );
+    assert_eq!(sb.sqlite("SELECT count(*) FROM alerts"), "2");
+    assert_eq!(
+        sb.sqlite("SELECT count(*) FROM runs WHERE gate = 'merge'"),
+        "0"
+    );
+}
