@@ -345,6 +345,9 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub db_path: PathBuf,
+    /// Whether `db_path` is the default (XDG) one, not given by --db or ORCH_DB_PATH: only then
+    /// may `repo add` create its missing parent directories.
+    pub db_path_is_default: bool,
     pub lease_enabled: bool,
     pub lease_repos: RepoScope,
     pub lease_ttl: Duration,
@@ -477,6 +480,7 @@ impl Config {
             refused: None,
         });
         let mut config = Config {
+            db_path_is_default: matches!(db_source, Source::Default),
             db_path,
             lease_enabled: l.get("ORCH_TRANSITION_LEASE_ENABLED", "true"),
             lease_repos: l.get("ORCH_TRANSITION_LEASE_REPOS", "*"),

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::host;
+use crate::ui::Ui;
 
 /// A plain test runner for machines without pytest: runs every `test_*` function of every
 /// `test_*.py`, prints a pytest-like summary, exits 0 (all passed) or 1.
@@ -54,11 +55,15 @@ struct Demo {
     suite: String,
     coverage: String,
     env: Vec<(String, String)>,
+    /// The one directory the demo grants its suites (`ORCH_GATE_WRITABLE`) for the markers it
+    /// reads back: beside the state directory, never the state directory or one above it.
+    scratch: PathBuf,
     step: usize,
+    ui: Ui,
 }
 
 /// Runs the demo; returns the directory it left.
-pub(crate) fn run(quiet: bool) -> Result<PathBuf> {
+pub(crate) fn run(ui: Ui) -> Result<PathBuf> {
     let started = Instant::now();
     let base = std::env::temp_dir();
     let dir = base.join(format!(
@@ -103,7 +108,9 @@ pub(crate) fn run(quiet: bool) -> Result<PathBuf> {
         suite,
         coverage,
         env: Vec::new(),
+        scratch: dir.join("scratch"),
         step: 0,
+        ui,
         dir: dir.clone(),
     };
     demo.say(&format!(
@@ -127,8 +134,8 @@ pub(crate) fn run(quiet: bool) -> Result<PathBuf> {
     demo.kill_and_reap()?;
     demo.say("the operator view, `orch queue`:");
     let queue = demo.orch(&["queue"], &[])?;
-    if !quiet {
-        print!("{}", String::from_utf8_lossy(&queue.stdout));
+    for line in String::from_utf8_lossy(&queue.stdout).lines() {
+        demo.ui.line(line);
     }
     demo.say(&format!(
         "done in {:.1}s; everything is in {}",
@@ -139,9 +146,11 @@ pub(crate) fn run(quiet: bool) -> Result<PathBuf> {
 }
 
 impl Demo {
+    /// One line of narration on stdout, through `ui` so that `-q` holds it back and prints it
+    /// only if the demo fails.
     fn say(&mut self, line: &str) {
         self.step += 1;
-        println!("[demo {:>2}] {line}", self.step);
+        self.ui.line(format!("[demo {:>2}] {line}", self.step));
     }
 
     fn git(&self, dir: &Path, args: &[&str]) -> Result<String> {
@@ -242,7 +251,16 @@ impl Demo {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))?;
         let alerts = dir.join("alerts.jsonl");
+        // Under the gate sandbox (Landlock, the default where the kernel has it) a suite may
+        // write only its working copy, its TMPDIR and what the operator grants; the demo's
+        // suites leave their markers in this one granted directory.
+        std::fs::create_dir_all(&self.scratch)
+            .with_context(|| format!("creating `{}`", self.scratch.display()))?;
         self.env = vec![
+            (
+                "ORCH_GATE_WRITABLE".into(),
+                self.scratch.display().to_string(),
+            ),
             (
                 "ORCH_DB_PATH".into(),
                 dir.join("state/orch.db").display().to_string(),
@@ -378,10 +396,8 @@ impl Demo {
     fn starved_incident(&mut self) -> Result<()> {
         self.say("3. the incident: DEMO-3's suite starts workers and hangs past its timeout");
         // The suite writes its workers' pids for the demo to check: through the one extra
-        // variable and the one extra writable directory the operator grants the agent's code.
-        let scratch = self.dir.join("scratch");
-        std::fs::create_dir_all(&scratch)?;
-        let pids = scratch.join("demo-3-pids");
+        // variable and the one writable directory the demo grants the agent's code.
+        let pids = self.scratch.join("demo-3-pids");
         let script = self.dir.join("starved_suite.py");
         std::fs::write(&script, STARVED_SUITE)?;
         self.task("DEMO-3", &[("demo-3.md", "# demo 3\n")], "deploy-staging")?;
@@ -393,7 +409,6 @@ impl Demo {
             ("ORCH_MERGE_RETEST_TIMEOUT_S", "2".into()),
             ("DEMO_PIDS", pids.display().to_string()),
             ("ORCH_GATE_ENV_PASS", "DEMO_PIDS".into()),
-            ("ORCH_GATE_WRITABLE", scratch.display().to_string()),
         ];
         self.expect(
             &["advance", "DEMO-3", "--to", "deploy", "--actor", "ci"],
@@ -465,7 +480,8 @@ impl Demo {
 
     fn lost_race(&mut self) -> Result<()> {
         self.say("4. a race: while CI re-tests DEMO-4, a stale reviewer bot tries to roll it back");
-        let started = self.dir.join("demo-4-started");
+        // The marker goes where the sandbox lets the suite write: the granted directory.
+        let started = self.scratch.join("demo-4-started");
         self.task("DEMO-4", &[("demo-4.md", "# demo 4\n")], "deploy-staging")?;
         let slow = format!("touch '{}'; sleep 2; {}", started.display(), self.suite);
         let mut first: Child = self
@@ -509,10 +525,8 @@ impl Demo {
     fn kill_and_reap(&mut self) -> Result<()> {
         self.say("5. kill -9: DEMO-5's orch dies mid re-test; `orch reap` (cron) recovers");
         // The suite writes its workers' pids for the demo to check: through the one extra
-        // variable and the one extra writable directory the operator grants the agent's code.
-        let scratch = self.dir.join("scratch");
-        std::fs::create_dir_all(&scratch)?;
-        let pids = scratch.join("demo-5-pids");
+        // variable and the one writable directory the demo grants the agent's code.
+        let pids = self.scratch.join("demo-5-pids");
         let script = self.dir.join("starved_suite.py");
         self.task("DEMO-5", &[("demo-5.md", "# demo 5\n")], "deploy-staging")?;
         let env = [
@@ -522,7 +536,6 @@ impl Demo {
             ),
             ("DEMO_PIDS", pids.display().to_string()),
             ("ORCH_GATE_ENV_PASS", "DEMO_PIDS".into()),
-            ("ORCH_GATE_WRITABLE", scratch.display().to_string()),
         ];
         let mut victim = self
             .command(

@@ -118,4 +118,46 @@ fn the_setup_installs_into_the_repos_own_venv_and_leaves_the_global_python_uncha
         "{second}"
     );
     assert_eq!(listing(&site), before);
+
+    // A package gone from the environment: the stamp alone is not trusted, it is reinstalled.
+    let (ok, text) = run(Command::new(&venv_python).args([
+        "-m",
+        "pip",
+        "uninstall",
+        "--quiet",
+        "--yes",
+        "pytest",
+    ]));
+    assert!(ok, "{text}");
+    let third = setup();
+    assert!(
+        third.contains("installing requirements-test.txt"),
+        "{third}"
+    );
+    let (ok, text) = run(Command::new(&venv_python).args(["-c", "import pytest"]));
+    assert!(ok, "pytest is back: {text}");
+
+    // An environment made without pip (Debian's venv without python3-venv) is made afresh.
+    std::fs::remove_dir_all(repo.join(".venv")).unwrap();
+    let (ok, text) = run(Command::new("python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(repo.join(".venv")));
+    assert!(ok, "{text}");
+    let fourth = setup();
+    assert!(
+        fourth.contains("installing requirements-test.txt"),
+        "{fourth}"
+    );
+    assert_eq!(listing(&site), before);
+
+    // A `.venv` that is a plain file: one line naming the fix, nothing installed.
+    std::fs::remove_dir_all(repo.join(".venv")).unwrap();
+    std::fs::write(repo.join(".venv"), "").unwrap();
+    let mut cmd = Command::new(repo.join("scripts/test-setup"));
+    cmd.env("PATH", &path).current_dir(tmp.path());
+    let (ok, text) = run(&mut cmd);
+    assert!(
+        !ok && text.contains("is not a directory (hint: remove it"),
+        "{text}"
+    );
 }

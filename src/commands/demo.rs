@@ -10,7 +10,7 @@ use crate::Context;
 pub(crate) struct DemoArgs {}
 
 pub(crate) fn run(ctx: &Context, _args: DemoArgs) -> Result<Exit> {
-    let dir = crate::demo::run(ctx.ui.quiet)?;
+    let dir = crate::demo::run(ctx.ui)?;
     if ctx.ui.json {
         ctx.ui
             .json(&serde_json::json!({ "outcome": "done", "dir": dir }))?;

@@ -182,17 +182,19 @@ fn execute(ctx: &Context, args: &ExecArgs) -> Result<i32> {
 
 /// A few lines on stderr for what the exit code alone does not say.
 fn narrate(ctx: &Context, spec: &RunSpec, result: &RunResult) {
+    // A timeout and a cancellation are failures: their line prints whatever `-q` says (cron
+    // mails what a job prints, and `-q` silences success only).
     match &result.outcome {
-        RunOutcome::Timeout { evidence } => ctx.ui.note(format!(
+        RunOutcome::Timeout { evidence } => eprintln!(
             "orch: `{}` timed out after {}; its process tree was killed ({evidence})",
-            spec.display(),
+            crate::ui::plain(&spec.display()),
             humantime::format_duration(spec.timeout.unwrap_or_default())
-        )),
-        RunOutcome::Cancelled { signal } => ctx.ui.note(format!(
+        ),
+        RunOutcome::Cancelled { signal } => eprintln!(
             "orch: cancelled by {}; the process tree of `{}` was killed",
             signal_name(*signal),
-            spec.display()
-        )),
+            crate::ui::plain(&spec.display())
+        ),
         // A command that cannot start is reported like timeout(1) does, whatever `-q` says.
         RunOutcome::Other { reason } if result.start_errno.is_some() => eprintln!("orch: {reason}"),
         _ => {}

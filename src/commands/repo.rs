@@ -165,6 +165,26 @@ fn add(ctx: &Context, args: AddArgs) -> Result<Exit> {
         protect,
         created_at: host::wall_ms(),
     };
+    if ctx.config.db_path_is_default {
+        // The default place (`$XDG_STATE_HOME/orch` or `~/.local/state/orch`) is orch's to make
+        // on a fresh machine; a path given by --db / ORCH_DB_PATH only grows its last directory.
+        if let Some(above) = ctx
+            .config
+            .db_path
+            .parent()
+            .and_then(std::path::Path::parent)
+        {
+            std::fs::create_dir_all(above).map_err(|e| {
+                failure(
+                    Exit::Usage,
+                    format!(
+                        "cannot create `{}` for the default database: {e} (hint: set ORCH_DB_PATH or --db to a writable location)",
+                        above.display()
+                    ),
+                )
+            })?;
+        }
+    }
     let mut store = Store::open(&ctx.config.db_path)?;
     let (outcome, repo) = store.write(|db| {
         if let Some(other) = db.repo_by_url(&new.url)?.filter(|r| r.name != new.name) {

@@ -270,7 +270,8 @@ fn not_found(path: &Path) -> anyhow::Error {
     )
 }
 
-/// Refuses, without opening it, what cannot be orch's database file: a directory, a file with
+/// Refuses, without opening it, what cannot be orch's database file: a directory, anything else
+/// that is not a regular file (a FIFO, a device), a file with
 /// more than one hard link, a file that exists, is not empty and is not SQLite. A missing file
 /// passes (the caller decides whether it may be created).
 fn check_file(path: &Path) -> Result<()> {
@@ -287,6 +288,16 @@ fn check_file(path: &Path) -> Result<()> {
                 "`{}` is a directory, not a database file (hint: point --db / ORCH_DB_PATH at a file inside it, e.g. `{}`)",
                 path.display(),
                 path.join("orch.db").display()
+            ),
+        ));
+    }
+    if !meta.is_file() {
+        // A FIFO would block the header read for ever; a device is no database either.
+        return Err(failure(
+            Exit::Usage,
+            format!(
+                "`{}` is not a regular file (a pipe, socket or device), not a database file (hint: point --db / ORCH_DB_PATH at a regular file)",
+                path.display()
             ),
         ));
     }

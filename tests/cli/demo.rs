@@ -3,8 +3,15 @@
 use crate::support::Sandbox;
 
 fn demo(sb: &Sandbox, hide_pytest: bool) -> crate::support::Out {
+    demo_with(sb, hide_pytest, &[])
+}
+
+fn demo_with(sb: &Sandbox, hide_pytest: bool, args: &[&str]) -> crate::support::Out {
     let mut cmd = sb.orch();
-    cmd.arg("demo").env("TMPDIR", sb.path());
+    // The demo is the README's first command: it runs with the gate sandbox at its default
+    // (`auto`, Landlock where the kernel has it), not with the test `Sandbox`'s `off`.
+    cmd.env_remove("ORCH_GATE_SANDBOX");
+    cmd.args(args).arg("demo").env("TMPDIR", sb.path());
     if hide_pytest {
         // A `pytest` package that cannot be imported shadows the installed one.
         let shadow = sb.path().join("no-pytest");
@@ -48,6 +55,40 @@ fn the_demo_runs_to_the_end_with_pytest() {
         out.stdout
     );
     assert!(!out.stdout.contains("pytest is not installed"));
+    // Where the kernel has Landlock, the demo's gate commands ran confined: the default the
+    // README's first command must work under.
+    let lsm = std::fs::read_to_string("/sys/kernel/security/lsm").unwrap_or_default();
+    if lsm.contains("landlock") {
+        let db = demo_dir(&out).join("state/orch.db");
+        let sandboxes = std::process::Command::new("sqlite3")
+            .arg(&db)
+            .arg("SELECT DISTINCT sandbox FROM runs WHERE sandbox IS NOT NULL")
+            .output()
+            .unwrap();
+        let sandboxes = String::from_utf8_lossy(&sandboxes.stdout);
+        assert!(
+            !sandboxes.trim().is_empty() && sandboxes.lines().all(|l| l.starts_with("landlock")),
+            "every gate command of the demo ran under Landlock: {sandboxes:?}"
+        );
+    }
+}
+
+/// The directory the demo says it works in.
+fn demo_dir(out: &crate::support::Out) -> std::path::PathBuf {
+    let line = out
+        .stdout
+        .lines()
+        .find_map(|l| l.split_once("working in ").map(|(_, rest)| rest))
+        .expect("the demo names its directory");
+    std::path::PathBuf::from(line.trim_end_matches(" (left there for inspection)"))
+}
+
+#[test]
+fn under_q_the_demo_that_succeeds_prints_nothing() {
+    let sb = Sandbox::new();
+    let out = demo_with(&sb, false, &["-q"]).expect(0);
+    assert_eq!(out.stdout, "", "-q silences the narration");
+    assert_eq!(out.stderr, "", "-q silences the narration");
 }
 
 #[test]

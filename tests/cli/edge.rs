@@ -682,3 +682,99 @@ fn a_long_retry_budget_never_overflows_its_due_time() {
     sb.run(&["queue"]).expect(0);
     sb.run(&["task", "show", "B"]).expect(0);
 }
+
+/// `-q` silences success only: `orch -q exec` whose command timed out still says so (cron mails
+/// what a job prints).
+#[test]
+fn quiet_exec_still_reports_its_timeout() {
+    let sb = Sandbox::new();
+    let out = sb.run(&[
+        "-q",
+        "exec",
+        "--timeout",
+        "1",
+        "--grace",
+        "1",
+        "--",
+        "sleep",
+        "30",
+    ]);
+    assert_eq!(out.code, 124, "{out:?}");
+    assert_eq!(out.stdout, "");
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("timed out after 1s"), "{}", out.stderr);
+    let ok = sb
+        .run(&["-q", "exec", "--timeout", "5", "--", "true"])
+        .expect(0);
+    assert_eq!((ok.stdout.as_str(), ok.stderr.as_str()), ("", ""));
+}
+
+/// A FIFO or a device as the database: refused at once (exit 2, one line), never opened — a FIFO
+/// blocked the header read for ever and cron lines piled up.
+#[test]
+fn a_database_that_is_not_a_regular_file_is_refused_without_opening_it() {
+    let sb = Sandbox::new();
+    let fifo = sb.path().join("fifo.db");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    for db in [fifo.to_str().unwrap(), "/dev/null"] {
+        for args in [
+            &["queue"][..],
+            &["reap"],
+            &["repo", "add", "app", "--url", "/nonexistent.git"],
+        ] {
+            let mut full = vec!["--db", db];
+            full.extend_from_slice(args);
+            let out = sb.run(&full);
+            assert_eq!(out.code, 2, "{db} {args:?}: {out:?}");
+            assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+            assert!(
+                out.stderr.contains("is not a regular file"),
+                "{}",
+                out.stderr
+            );
+        }
+    }
+}
+
+/// On a fresh machine the default database place (`~/.local/state/orch`) is created by `repo
+/// add` with its parents; a path given explicitly only ever grows its last directory.
+#[test]
+fn repo_add_creates_the_default_database_place_on_a_fresh_machine() {
+    let sb = Sandbox::new();
+    let home = sb.path().join("fresh-home");
+    std::fs::create_dir(&home).unwrap();
+    let remote = sb.path().join("r.git");
+    assert!(Command::new("git")
+        .args(["init", "--quiet", "--bare"])
+        .arg(&remote)
+        .status()
+        .unwrap()
+        .success());
+    let out = sb
+        .orch()
+        .env_remove("ORCH_DB_PATH")
+        .env_remove("XDG_STATE_HOME")
+        .env("HOME", &home)
+        .args(["-q", "repo", "add", "app", "--url"])
+        .arg(&remote)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let db = home.join(".local/state/orch/orch.db");
+    assert!(db.is_file(), "{}", db.display());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(db.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+}
