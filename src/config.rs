@@ -424,7 +424,8 @@ impl Loader<'_> {
                     self.problems.push(Problem {
                         key: key.to_string(),
                         message: format!(
-                            "{key}={raw:?} {why}; using the default {}",
+                            "{key}={} {why}; using the default {}",
+                            shown(&raw),
                             fallback.show()
                         ),
                     });
@@ -690,7 +691,8 @@ pub fn unknown_names<'a>(names: impl Iterator<Item = &'a str>) -> Vec<UnknownNam
         .map(|name| {
             let closest = keys
                 .iter()
-                .map(|k| (edit_distance(name, k), *k))
+                // Case-insensitively: `ORCH_db_path` means ORCH_DB_PATH.
+                .map(|k| (edit_distance(&name.to_ascii_uppercase(), k), *k))
                 .min()
                 .filter(|(d, _)| *d <= (name.len() / 4).max(2))
                 .map(|(_, k)| k);
@@ -703,6 +705,17 @@ pub fn unknown_names<'a>(names: impl Iterator<Item = &'a str>) -> Vec<UnknownNam
     unknown.sort_by(|a, b| a.name.cmp(&b.name));
     unknown.dedup_by(|a, b| a.name == b.name);
     unknown
+}
+
+/// A refused value as a warning shows it: quoted, and cut to a prefix with its length when long
+/// (a 100 kB value must not be echoed in every cron mail).
+fn shown(raw: &str) -> String {
+    const SHOWN: usize = 64;
+    if raw.chars().count() <= SHOWN {
+        return format!("{raw:?}");
+    }
+    let head: String = raw.chars().take(SHOWN).collect();
+    format!("{head:?}… ({} bytes)", raw.len())
 }
 
 /// Levenshtein distance over characters.

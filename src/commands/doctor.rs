@@ -412,9 +412,13 @@ fn check_database(ctx: &Context, problems: &mut Vec<String>) -> (DatabaseCheck, 
 fn print_text(ctx: &Context, report: &Report) {
     let ui = &ctx.ui;
     if ui.quiet {
-        // Only what is wrong: nothing at all when everything is fine.
+        // Only what is wrong — the problems, and the warnings on stderr (which `-q` never
+        // holds back): nothing at all when everything is fine.
         for p in &report.problems {
             ui.line(format!("problem: {p}"));
+        }
+        for w in &report.warnings {
+            eprintln!("orch: warning: {}", crate::ui::plain(w));
         }
         return;
     }

@@ -778,3 +778,31 @@ fn repo_add_creates_the_default_database_place_on_a_fresh_machine() {
         .mode();
     assert_eq!(mode & 0o777, 0o700);
 }
+
+/// Warnings are for people: a lower-case spelling still gets its suggestion, a huge refused value
+/// is cut in the warning, and `doctor -q` still prints doctor's own warnings.
+#[test]
+fn warnings_suggest_case_insensitively_cut_huge_values_and_survive_doctor_quiet() {
+    let sb = Sandbox::new();
+    sb.add_task("A", "created");
+    let out = sb
+        .run_env(&["task", "list"], &[("ORCH_db_path_x", "1")])
+        .expect(0);
+    assert!(
+        out.stderr.contains("did you mean ORCH_DB_PATH?"),
+        "{}",
+        out.stderr
+    );
+    let huge = "9".repeat(100_000);
+    let out = sb
+        .run_env(&["task", "list"], &[("ORCH_KILL_GRACE_S", huge.as_str())])
+        .expect(0);
+    assert!(out.stderr.len() < 1_000, "{} bytes", out.stderr.len());
+    assert!(out.stderr.contains("(100000 bytes)"), "{}", out.stderr);
+    // The state directory open to others: a doctor warning, shown under -q too.
+    use std::os::unix::fs::PermissionsExt;
+    let state = sb.db.parent().unwrap().to_path_buf();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = sb.run(&["-q", "doctor"]);
+    assert!(out.stderr.contains("accessible to others"), "{out:?}");
+}
