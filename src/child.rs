@@ -45,8 +45,14 @@ pub(crate) fn run(
         .stderr(Stdio::piped());
     let mut child = cmd.spawn()?;
     let pid = child.id() as i32;
+    // Fed from a thread, inside the deadline: a command that never reads its stdin would block
+    // a write of more than a pipe's buffer for as long as it runs. The write ends (EPIPE) when
+    // the group is killed.
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        let _ = pipe.write_all(data);
+        let data = data.to_vec();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&data);
+        });
     }
     let reader = |pipe: Option<Box<dyn Read + Send>>| {
         let (tx, rx) = mpsc::channel();
@@ -106,4 +112,23 @@ pub(crate) fn run(
         stderr,
         cancelled,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A command that never reads its stdin, fed more than a pipe's buffer: the deadline still
+    /// ends it (the write once blocked until the command exited on its own).
+    #[test]
+    fn a_large_stdin_never_outlives_the_deadline() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "sleep 30"]);
+        let input = vec![b'x'; 1 << 20];
+        let finished = run(cmd, Duration::from_millis(300), Some(&input)).unwrap();
+        assert!(
+            finished.status.is_none(),
+            "killed at its deadline, not waited for"
+        );
+    }
 }

@@ -277,13 +277,24 @@ pub(crate) fn cannot_start(command: &str, path: &str) -> Option<String> {
     if word.contains(SYNTAX) || SHELL_WORDS.contains(&word) {
         return None;
     }
+    // The word as a message quotes it: a long one is cut (it ends up in a HOLD reason and an
+    // alert).
+    let shown = if word.chars().count() > 120 {
+        format!(
+            "{}… ({} bytes)",
+            word.chars().take(120).collect::<String>(),
+            word.len()
+        )
+    } else {
+        word.to_string()
+    };
     if word.contains('/') {
         if !word.starts_with('/') {
             return None;
         }
         return match std::fs::metadata(word) {
-            Err(_) => Some(format!("`{word}` does not exist")),
-            Ok(meta) if !is_executable(&meta) => Some(format!("`{word}` is not executable")),
+            Err(_) => Some(format!("`{shown}` does not exist")),
+            Ok(meta) if !is_executable(&meta) => Some(format!("`{shown}` is not executable")),
             Ok(_) => None,
         };
     }
@@ -294,7 +305,7 @@ pub(crate) fn cannot_start(command: &str, path: &str) -> Option<String> {
     let found = dirs.iter().any(|dir| {
         std::fs::metadata(Path::new(dir).join(word)).is_ok_and(|meta| is_executable(&meta))
     });
-    (!found).then(|| format!("`{word}` is not found on the gate's PATH ({path})"))
+    (!found).then(|| format!("`{shown}` is not found on the gate's PATH ({path})"))
 }
 
 /// The test runners a repository installs, never ships: `python3 -m pytest` with an interpreter
@@ -313,6 +324,14 @@ fn runner_module_missing(command: &str, path: &str, env: &[(String, String)]) ->
             .is_some_and(|v| v.chars().all(|c| c.is_ascii_digit() || c == '.'))
     });
     if !is_python || flag != "-m" || !RUNNER_MODULES.contains(&module) {
+        return None;
+    }
+    // A relative PYTHONPATH entry means the working copy, which the probe (run from `/`) does
+    // not have: not judged.
+    let relative_pythonpath = env
+        .iter()
+        .any(|(k, v)| k == "PYTHONPATH" && v.split(':').any(|entry| !entry.starts_with('/')));
+    if relative_pythonpath {
         return None;
     }
     let mut probe = std::process::Command::new(python);
@@ -337,7 +356,24 @@ fn is_executable(meta: &std::fs::Metadata) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::cannot_start;
+    use super::{cannot_start, runner_module_missing};
+
+    /// A relative PYTHONPATH entry is the working copy's, which the probe does not see: never
+    /// judged (a false config HOLD otherwise); a long missing program is cut in the message.
+    #[test]
+    fn the_pytest_probe_never_judges_a_relative_pythonpath() {
+        let path = "/usr/local/bin:/usr/bin:/bin";
+        for pythonpath in ["vendor", "/opt/x:vendor", ""] {
+            let env = vec![("PYTHONPATH".to_string(), pythonpath.to_string())];
+            assert_eq!(
+                runner_module_missing("python3 -m pytest -q", path, &env),
+                None
+            );
+        }
+        let long = format!("/nonexistent/{}", "a".repeat(100_000));
+        let why = cannot_start(&long, path).unwrap();
+        assert!(why.len() < 300 && why.contains("(100013 bytes)"), "{why}");
+    }
 
     #[test]
     fn the_preflight_judges_only_the_first_word_it_can() {
