@@ -57,8 +57,14 @@ fn the_demo_runs_to_the_end_with_pytest() {
     assert!(!out.stdout.contains("pytest is not installed"));
     // Where the kernel has Landlock, the demo's gate commands ran confined: the default the
     // README's first command must work under.
-    let lsm = std::fs::read_to_string("/sys/kernel/security/lsm").unwrap_or_default();
-    if lsm.contains("landlock") {
+    // Whether this kernel has Landlock, as orch itself judges it (`doctor`'s `sandbox`).
+    let doctor = sb.run(&["--json", "doctor"]);
+    let doctor: serde_json::Value = serde_json::from_str(&doctor.stdout).unwrap_or_default();
+    if doctor["sandbox"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("landlock")
+    {
         let db = demo_dir(&out).join("state/orch.db");
         let sandboxes = std::process::Command::new("sqlite3")
             .arg(&db)
