@@ -6,30 +6,9 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{pid_start_time, wait_until, Fixture, Out, Sandbox};
-
-const PYTEST: &str = "python3 -m pytest -q -p no:cacheprovider";
-
-fn env_with(extra: &[(&str, String)]) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = vec![
-        ("ORCH_MERGE_RETEST_CMD".into(), PYTEST.into()),
-        ("ORCH_MERGE_RETEST_TIMEOUT_S".into(), "60".into()),
-        ("ORCH_KILL_GRACE_S".into(), "1".into()),
-        ("ORCH_MERGE_INFRA_RETRY_BACKOFF_S".into(), "1".into()),
-        ("ORCH_MERGE_DEFER_DELAY_S".into(), "1".into()),
-        ("ORCH_MERGE_DEFER_MAX_ATTEMPTS".into(), "100".into()),
-    ];
-    for (k, v) in extra {
-        env.retain(|(key, _)| key != k);
-        env.push((k.to_string(), v.clone()));
-    }
-    env
-}
-
-fn run(sb: &Sandbox, args: &[&str], env: &[(String, String)]) -> Out {
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    sb.run_env(args, &env)
-}
+use crate::support::{
+    env_with, pid_start_time, run_env_owned as run, wait_until, Fixture, Out, Sandbox,
+};
 
 /// The one line a step printed on stdout (its message).
 #[track_caller]

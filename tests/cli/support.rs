@@ -484,3 +484,29 @@ pub(crate) fn merge_of(json: &serde_json::Value) -> serde_json::Value {
         .cloned()
         .unwrap_or_else(|| panic!("no merge gate in {json}"))
 }
+
+/// The suite command the gate tests re-test with.
+pub(crate) const PYTEST: &str = "python3 -m pytest -q -p no:cacheprovider";
+
+/// The gate tests' environment: short timeouts and backoffs, `extra` overriding.
+pub(crate) fn env_with(extra: &[(&str, String)]) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vec![
+        ("ORCH_MERGE_RETEST_CMD".into(), PYTEST.into()),
+        ("ORCH_MERGE_RETEST_TIMEOUT_S".into(), "60".into()),
+        ("ORCH_KILL_GRACE_S".into(), "1".into()),
+        ("ORCH_MERGE_INFRA_RETRY_BACKOFF_S".into(), "1".into()),
+        ("ORCH_MERGE_DEFER_DELAY_S".into(), "1".into()),
+        ("ORCH_MERGE_DEFER_MAX_ATTEMPTS".into(), "100".into()),
+    ];
+    for (k, v) in extra {
+        env.retain(|(key, _)| key != k);
+        env.push((k.to_string(), v.clone()));
+    }
+    env
+}
+
+/// Runs orch in `sb` with an owned environment (see `env_with`).
+pub(crate) fn run_env_owned(sb: &Sandbox, args: &[&str], env: &[(String, String)]) -> Out {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    sb.run_env(args, &env)
+}
