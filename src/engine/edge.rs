@@ -241,6 +241,11 @@ fn record_pass(cx: &mut GateCx, result: &GateResult) -> Result<bool> {
                 head,
                 target,
                 config_hash: &config.retest_hash(),
+                how: if result.run_id.is_some() {
+                    "tested"
+                } else {
+                    "skipped"
+                },
                 run_id: result.run_id,
                 at: now,
             })?;

@@ -108,7 +108,7 @@ pub(crate) fn retest(cx: &mut GateCx) -> Result<GateResult> {
         .store
         .read()
         .latest_verdict(&cx.task.id, GATE, &cx.config.retest_hash())?
-        == Some((commits.base_tip.clone(), commits.target.clone()))
+        .is_some_and(|v| v.head == commits.base_tip && v.target == commits.target)
     {
         let mut result = GateResult::new(
             GATE,

@@ -64,7 +64,7 @@ pub(crate) fn verify(cx: &mut GateCx) -> Result<GateResult> {
         cx.store
             .read()
             .latest_verdict(&cx.task.id, GateKind::Merge, &cx.config.retest_hash())?;
-    let Some((head, _)) = verdict else {
+    let Some(crate::store::VerdictRow { head, .. }) = verdict else {
         return Ok(GateResult::new(
             GATE,
             Verdict::NoProof {

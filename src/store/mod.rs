@@ -28,7 +28,7 @@ pub use lease::LeaseRow;
 pub use locks::MergeLockRow;
 pub use reaper::{Pruned, ReaperRunRow};
 pub use repos::RepoRow;
-pub use requeue::{Budget, NewVerdict, RequeueKind, RequeueRow};
+pub use requeue::{Budget, NewVerdict, RequeueKind, RequeueRow, VerdictRow};
 pub use runs::{NewRun, RunRow};
 pub use schema::SCHEMA_VERSION;
 pub use tasks::{Expected, NewTask, Task};

@@ -128,8 +128,21 @@ pub struct NewVerdict<'a> {
     pub head: &'a str,
     pub target: &'a str,
     pub config_hash: &'a str,
+    /// How the verdict was reached: `tested` or `skipped` (`VerdictRow::how`).
+    pub how: &'a str,
     pub run_id: Option<i64>,
     pub at: i64,
+}
+
+/// A stored passing verdict of a sub-gate: the head H it judged, the target tip T it was rebased
+/// onto and tested on, and how (`tested` by orch's re-test; `skipped` because CI validated
+/// exactly H on a no-op rebase onto T; `None` for a verdict stored before schema v5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerdictRow {
+    pub head: String,
+    pub target: String,
+    pub how: Option<String>,
+    pub run_id: Option<i64>,
 }
 
 /// The budget of one (task, edge, branch tip).
@@ -282,14 +295,15 @@ impl Db<'_> {
 
     pub fn insert_verdict(&self, v: &NewVerdict) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO verdicts (task_id, gate, head_sha, target_sha, config_hash, run_id, at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO verdicts (task_id, gate, head_sha, target_sha, config_hash, how, run_id, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 v.task_id,
                 v.gate,
                 v.head,
                 v.target,
                 v.config_hash,
+                v.how,
                 v.run_id,
                 v.at
             ],
@@ -298,20 +312,27 @@ impl Db<'_> {
     }
 
     /// The latest passing verdict of `gate` for the task that the configuration `config_hash`
-    /// produced: (head, target). A verdict of another command or timeout is never reused.
+    /// produced. A verdict of another command or timeout is never reused.
     pub fn latest_verdict(
         &self,
         task_id: &str,
         gate: GateKind,
         config_hash: &str,
-    ) -> Result<Option<(String, String)>> {
+    ) -> Result<Option<VerdictRow>> {
         self.conn
             .query_row(
-                "SELECT head_sha, target_sha FROM verdicts
+                "SELECT head_sha, target_sha, how, run_id FROM verdicts
                   WHERE task_id = ?1 AND gate = ?2 AND config_hash = ?3
                   ORDER BY id DESC LIMIT 1",
                 params![task_id, gate, config_hash],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| {
+                    Ok(VerdictRow {
+                        head: r.get(0)?,
+                        target: r.get(1)?,
+                        how: r.get(2)?,
+                        run_id: r.get(3)?,
+                    })
+                },
             )
             .optional()
             .context("reading a verdict")

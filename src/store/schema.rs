@@ -303,6 +303,14 @@ const MIGRATIONS: &[&str] = &[
         SELECT 1, coalesce(max(n), 0) FROM v4_history_order;
     DROP TABLE v4_history_order;
     "#,
+    // v5: a passing verdict says how it was reached (`tested` by orch's own re-test, or
+    // `skipped` because CI validated exactly the head on a no-op rebase); merge-verify merges
+    // only onto the target tip it names. A task may carry the goal stage an `advance --goal`
+    // asked for, which the same process and `advance --next` continue towards.
+    r#"
+    ALTER TABLE verdicts ADD COLUMN how TEXT;
+    ALTER TABLE tasks ADD COLUMN goal TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

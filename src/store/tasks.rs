@@ -22,6 +22,9 @@ pub struct Task {
     pub held_since: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The stage an `advance --goal` asked the pipeline to reach (`deploy` or `done`), kept until
+    /// it is reached or the task leaves the forward path.
+    pub goal: Option<Stage>,
 }
 
 impl Task {
@@ -41,7 +44,7 @@ pub struct NewTask {
 }
 
 const TASK_COLUMNS: &str = "id, repo, branch, target, stage, version, validated_sha, \
-     dev_retries, hold_reason, held_since, created_at, updated_at";
+     dev_retries, hold_reason, held_since, created_at, updated_at, goal";
 
 fn task_from_row(row: &Row) -> rusqlite::Result<Task> {
     Ok(Task {
@@ -57,6 +60,7 @@ fn task_from_row(row: &Row) -> rusqlite::Result<Task> {
         held_since: row.get(9)?,
         created_at: row.get(10)?,
         updated_at: row.get(11)?,
+        goal: row.get(12)?,
     })
 }
 
