@@ -2,11 +2,12 @@
 //! merge-verify on `deploy → done`, with real git, a bare remote, real pytest and pytest-cov.
 
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use crate::support::{
-    env_with, git, pid_alive, pid_start_time, run_env_owned as run, wait_until, Fixture, Sandbox,
-    RED_TEST,
+    env_with, git, merge_script, pid_alive, pid_start_time, run_env_owned as run, wait_until,
+    Fixture, Sandbox, RED_TEST,
 };
 
 /// A forge merge: point the bare remote's main at `$ORCH_MERGE_HEAD` (a fast-forward), leaving
@@ -337,4 +338,61 @@ fn a_hanging_gate_command_is_killed_as_a_tree_and_requeued_as_infra() {
     wait_until("the whole tree to be dead", Duration::from_secs(30), || {
         workers.iter().all(|p| !pid_alive(*p))
     });
+}
+
+/// The shipped forge script (`examples/merge/bare-repo.sh`) is a compare-and-swap: it moves the
+/// target from exactly `$ORCH_MERGE_BASE` to a commit with the head's tree (fast-forward, merge
+/// commit or squash), and changes nothing once the target has moved.
+#[test]
+fn the_shipped_bare_repo_script_merges_only_from_the_expected_base() {
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    let base = fx.remote_ref("main");
+    let head = fx.commit_branch("feat/s", "main", &[("s.txt", "s\n")], "s");
+    let tree = |rev: &str| git(&fx.remote, &["rev-parse", &format!("{rev}^{{tree}}")]);
+    let run = |style: &str, expected_base: &str| {
+        let out = Command::new("sh")
+            .args(["-c", &merge_script(style)])
+            .env("ORCH_REPO_URL", format!("file://{}", fx.remote.display()))
+            .env("ORCH_TARGET", "main")
+            .env("ORCH_MERGE_HEAD", &head)
+            .env("ORCH_MERGE_BASE", expected_base)
+            .env("ORCH_BRANCH", "feat/s")
+            .env("ORCH_TASK_ID", "S")
+            .current_dir(sb.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for (style, parents) in [("merge", 2), ("squash", 1), ("ff", 1)] {
+        fx.forge_update_main(&base);
+        assert_eq!(run(style, &base).0, Some(0), "{style}");
+        let landed = fx.remote_ref("main");
+        assert_eq!(tree(&landed), tree(&head), "{style}");
+        let first_parent = git(&fx.remote, &["rev-parse", &format!("{landed}^1")]);
+        let expected_parent = if style == "ff" {
+            git(&fx.remote, &["rev-parse", &format!("{head}^1")])
+        } else {
+            base.clone()
+        };
+        assert_eq!(first_parent, expected_parent, "{style}");
+        let line = git(&fx.remote, &["rev-list", "--no-walk", "--parents", &landed]);
+        assert_eq!(
+            line.split_whitespace().count(),
+            parents + 1,
+            "{style}: {line}"
+        );
+    }
+    // The target has moved (it is the head now): the CAS refuses and nothing changes.
+    let (code, stderr) = run("merge", &base);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("is no longer"), "{stderr}");
+    assert_eq!(fx.remote_ref("main"), head);
+    // The remote's log saw every value main took.
+    let history = fx.target_history();
+    assert_eq!(history.first(), Some(&base));
+    assert_eq!(history.last(), Some(&head));
 }

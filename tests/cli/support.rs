@@ -259,6 +259,16 @@ pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// The shipped forge script for a bare repository (`examples/merge/bare-repo.sh`), as an
+/// `ORCH_MERGE_CMD`: it moves the target from exactly `$ORCH_MERGE_BASE` by `update-ref` with the
+/// expected old value. `style` is its `MERGE_STYLE` (`ff`, `merge` or `squash`).
+pub(crate) fn merge_script(style: &str) -> String {
+    format!(
+        "MERGE_STYLE={style} '{}/examples/merge/bare-repo.sh'",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
 /// Gives the repository at `dir` its own committer identity, so that the tests need none from the
 /// machine (scripts/test sets no global one).
 pub(crate) fn git_identity(dir: &Path) {
@@ -302,6 +312,9 @@ impl Fixture {
                 remote.to_str().unwrap(),
             ],
         );
+        // Every value the target ever takes is logged, so a test can prove main only ever
+        // pointed at tested trees (`Fixture::target_history`).
+        git(&remote, &["config", "core.logAllRefUpdates", "always"]);
         git(
             sb.path(),
             &["init", "--quiet", "-b", "main", work.to_str().unwrap()],
@@ -407,6 +420,18 @@ impl Fixture {
             .args(["update-ref", "refs/heads/main", sha])
             .status()
             .unwrap();
+    }
+
+    /// Every commit the remote's `main` has pointed at, oldest first (its reflog: the remote
+    /// logs every ref update).
+    pub(crate) fn target_history(&self) -> Vec<String> {
+        let log = git(
+            &self.remote,
+            &["reflog", "show", "--format=%H", "refs/heads/main", "--"],
+        );
+        let mut shas: Vec<String> = log.lines().map(str::to_string).collect();
+        shas.reverse();
+        shas
     }
 
     /// A ref of the remote.
