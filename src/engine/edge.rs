@@ -246,6 +246,7 @@ fn record_pass(cx: &mut GateCx, result: &GateResult) -> Result<bool> {
                 } else {
                     "skipped"
                 },
+                coverage: None,
                 run_id: result.run_id,
                 at: now,
             })?;

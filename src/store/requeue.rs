@@ -130,6 +130,8 @@ pub struct NewVerdict<'a> {
     pub config_hash: &'a str,
     /// How the verdict was reached: `tested` or `skipped` (`VerdictRow::how`).
     pub how: &'a str,
+    /// The total coverage percent the re-test's own report measured, if it wrote one.
+    pub coverage: Option<f64>,
     pub run_id: Option<i64>,
     pub at: i64,
 }
@@ -137,12 +139,14 @@ pub struct NewVerdict<'a> {
 /// A stored passing verdict of a sub-gate: the head H it judged, the target tip T it was rebased
 /// onto and tested on, and how (`tested` by orch's re-test; `skipped` because CI validated
 /// exactly H on a no-op rebase onto T; `None` for a verdict stored before schema v5).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct VerdictRow {
     pub head: String,
     pub target: String,
     pub how: Option<String>,
     pub run_id: Option<i64>,
+    /// The total coverage percent the re-test's own report measured, if it wrote one.
+    pub coverage: Option<f64>,
 }
 
 /// The budget of one (task, edge, branch tip).
@@ -295,8 +299,9 @@ impl Db<'_> {
 
     pub fn insert_verdict(&self, v: &NewVerdict) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO verdicts (task_id, gate, head_sha, target_sha, config_hash, how, run_id, at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO verdicts
+                 (task_id, gate, head_sha, target_sha, config_hash, how, coverage, run_id, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 v.task_id,
                 v.gate,
@@ -304,6 +309,7 @@ impl Db<'_> {
                 v.target,
                 v.config_hash,
                 v.how,
+                v.coverage,
                 v.run_id,
                 v.at
             ],
@@ -321,7 +327,7 @@ impl Db<'_> {
     ) -> Result<Option<VerdictRow>> {
         self.conn
             .query_row(
-                "SELECT head_sha, target_sha, how, run_id FROM verdicts
+                "SELECT head_sha, target_sha, how, run_id, coverage FROM verdicts
                   WHERE task_id = ?1 AND gate = ?2 AND config_hash = ?3
                   ORDER BY id DESC LIMIT 1",
                 params![task_id, gate, config_hash],
@@ -331,6 +337,7 @@ impl Db<'_> {
                         target: r.get(1)?,
                         how: r.get(2)?,
                         run_id: r.get(3)?,
+                        coverage: r.get(4)?,
                     })
                 },
             )

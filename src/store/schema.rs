@@ -305,10 +305,13 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // v5: a passing verdict says how it was reached (`tested` by orch's own re-test, or
     // `skipped` because CI validated exactly the head on a no-op rebase); merge-verify merges
-    // only onto the target tip it names. A task may carry the goal stage an `advance --goal`
-    // asked for, which the same process and `advance --next` continue towards.
+    // only onto the target tip it names; the coverage the re-test's own report measured, which
+    // the coverage gate judges instead of running the suite again. A task may carry the goal
+    // stage an `advance --goal` asked for, which the same process and `advance --next` continue
+    // towards.
     r#"
     ALTER TABLE verdicts ADD COLUMN how TEXT;
+    ALTER TABLE verdicts ADD COLUMN coverage REAL;
     ALTER TABLE tasks ADD COLUMN goal TEXT;
     "#,
 ];
