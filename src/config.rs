@@ -289,6 +289,7 @@ pub const SET_FOR_COMMANDS: &[&str] = &[
     "ORCH_REPO",
     "ORCH_REPO_URL",
     "ORCH_MERGE_HEAD",
+    "ORCH_MERGE_BASE",
     "ORCH_COVERAGE_REPORT",
 ];
 
@@ -660,10 +661,16 @@ impl Config {
         let defer_window = self
             .merge_defer_delay
             .saturating_mul(self.merge_defer_max_attempts);
-        let span = self.merge_retest_timeout.saturating_add(self.kill_grace);
+        // The merge lock's whole span: merge-verify holds it across a re-test and the merge
+        // command, each killed after its timeout plus the grace.
+        let span = self
+            .merge_retest_timeout
+            .saturating_add(self.kill_grace)
+            .saturating_add(self.merge_cmd_timeout)
+            .saturating_add(self.kill_grace);
         if defer_window < span {
             violations.push(format!(
-                "ORCH_MERGE_DEFER_DELAY_S × ORCH_MERGE_DEFER_MAX_ATTEMPTS ({}s) must be at least ORCH_MERGE_RETEST_TIMEOUT_S + ORCH_KILL_GRACE_S ({}s), or a lock-busy task gives up while the holder may still run; raise the deferral delay or attempts",
+                "ORCH_MERGE_DEFER_DELAY_S × ORCH_MERGE_DEFER_MAX_ATTEMPTS ({}s) must cover the merge lock's whole span, ORCH_MERGE_RETEST_TIMEOUT_S + ORCH_KILL_GRACE_S + ORCH_MERGE_CMD_TIMEOUT_S + ORCH_KILL_GRACE_S ({}s: merge-verify holds the lock across a re-test and the merge command), or a lock-busy task gives up while the holder may still run; raise the deferral delay or attempts",
                 defer_window.as_secs(),
                 span.as_secs()
             ));
@@ -853,6 +860,34 @@ mod tests {
         assert!(c.invariant_violations()[0].starts_with("ORCH_REAPER_MAX_RUNNING_S (920)"));
         let c = load(&[("ORCH_REAPER_MAX_RUNNING_S", "921")]);
         assert!(c.reaper_max_violations().is_empty());
+    }
+
+    #[test]
+    fn the_deferral_window_must_cover_the_merge_locks_whole_span() {
+        // 60 + 1 + 120 + 1 = 182 s: a re-test and the merge command, each with the grace.
+        let short = load(&[
+            ("ORCH_MERGE_RETEST_TIMEOUT_S", "60"),
+            ("ORCH_KILL_GRACE_S", "1"),
+            ("ORCH_MERGE_DEFER_DELAY_S", "1"),
+            ("ORCH_MERGE_DEFER_MAX_ATTEMPTS", "181"),
+        ]);
+        let violations = short.invariant_violations();
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(
+            violations[0].starts_with("ORCH_MERGE_DEFER_DELAY_S × ORCH_MERGE_DEFER_MAX_ATTEMPTS (181s) must cover the merge lock's whole span")
+                && violations[0].contains("ORCH_MERGE_CMD_TIMEOUT_S")
+                && violations[0].contains("(182s"),
+            "{violations:?}"
+        );
+        let covered = load(&[
+            ("ORCH_MERGE_RETEST_TIMEOUT_S", "60"),
+            ("ORCH_KILL_GRACE_S", "1"),
+            ("ORCH_MERGE_DEFER_DELAY_S", "1"),
+            ("ORCH_MERGE_DEFER_MAX_ATTEMPTS", "182"),
+        ]);
+        assert!(covered.invariant_violations().is_empty());
+        // The defaults: 20 × 60 s = 1200 s ≥ 900 + 20 + 120 + 20.
+        assert!(load(&[]).invariant_violations().is_empty());
     }
 
     #[test]

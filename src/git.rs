@@ -264,6 +264,83 @@ impl Repo {
         self.git(&["rev-parse", "HEAD"])
     }
 
+    /// The tree of `commit`.
+    pub(crate) fn tree_of(&self, commit: &str) -> Result<String> {
+        self.git(&[
+            "rev-parse",
+            "--verify",
+            "--end-of-options",
+            &format!("{commit}^{{tree}}"),
+        ])
+    }
+
+    /// The proof that the target `target` holds the tree of `head`, re-tested on `base`: `base`
+    /// is on the first-parent chain of `target`, and one of the first n commits above it on that
+    /// chain (n = `rev-list --count base..head`) has `tree(head)`. All three are commits of this
+    /// repository (the target fetched, the verdict's commits).
+    pub(crate) fn landed(&self, base: &str, head: &str, target: &str) -> Result<Landed> {
+        let n: u64 = self
+            .git(&[
+                "rev-list",
+                "--count",
+                "--end-of-options",
+                &format!("{base}..{head}"),
+            ])?
+            .parse()
+            .context("reading `git rev-list --count`")?;
+        if n == 0 {
+            return Ok(Landed::NothingToMerge);
+        }
+        let target = self
+            .resolve(target)?
+            .with_context(|| format!("the target `{target}` names no commit"))?;
+        let base = self
+            .resolve(base)?
+            .with_context(|| format!("the base `{base}` names no commit"))?;
+        if target == base {
+            return Ok(Landed::NothingLanded);
+        }
+        // The first-parent chain of the target down to the first commit T reaches, oldest first:
+        // (commit, tree, first parent). `rev-list --format` heads each entry with a `commit …`
+        // line of its own.
+        let listed = self.git(&[
+            "rev-list",
+            "--first-parent",
+            "--format=%H %T %P",
+            "--end-of-options",
+            &format!("{base}..{target}"),
+        ])?;
+        let chain: Vec<(&str, &str, Option<&str>)> = listed
+            .lines()
+            .filter(|l| !l.starts_with("commit "))
+            .filter_map(|l| {
+                let mut words = l.split_whitespace();
+                Some((words.next()?, words.next()?, words.next()))
+            })
+            .rev()
+            .collect();
+        let on_chain = chain
+            .first()
+            .is_some_and(|(_, _, parent)| *parent == Some(base.as_str()));
+        if !on_chain {
+            return Ok(Landed::NotOnFirstParentChain { target });
+        }
+        let tree = self.tree_of(head)?;
+        let above = &chain[..chain.len().min(usize::try_from(n).unwrap_or(usize::MAX))];
+        if let Some((commit, _, _)) = above.iter().find(|(_, t, _)| *t == tree) {
+            return Ok(Landed::Holds {
+                commit: commit.to_string(),
+            });
+        }
+        let (first, first_tree, _) = above[0];
+        Ok(Landed::DifferentTree {
+            target,
+            first: first.to_string(),
+            tree: first_tree.to_string(),
+            n,
+        })
+    }
+
     /// Whether `commit` is an ancestor of (or equal to) `of`.
     pub(crate) fn is_ancestor(&self, commit: &str, of: &str) -> Result<bool> {
         match self.git(&[
@@ -283,6 +360,31 @@ impl Repo {
             Err(e) => Err(e),
         }
     }
+}
+
+/// What the target holds for a re-tested head H that was tested on the target tip T: the proof
+/// of merge-verify (`Repo::landed`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Landed {
+    /// T is on the target's first-parent chain and `commit`, one of the first n commits above T
+    /// on it (n = the commits H has over T), carries H's tree: a fast-forward, a merge commit, a
+    /// squash or a rebase-merge of H, possibly with other merges on top since.
+    Holds { commit: String },
+    /// H has no commits over T: there is nothing to merge.
+    NothingToMerge,
+    /// The target is still T: nothing landed.
+    NothingLanded,
+    /// T is not on the first-parent chain of the target, now `target` (it was moved from
+    /// another base, or rewound).
+    NotOnFirstParentChain { target: String },
+    /// T is on the chain, but none of the first `n` commits above it carries H's tree: the target
+    /// is now `target` and the first commit above T is `first`, with tree `tree`.
+    DifferentTree {
+        target: String,
+        first: String,
+        tree: String,
+        n: u64,
+    },
 }
 
 /// What a rebase did.
@@ -492,6 +594,161 @@ mod tests {
             .status
             .success();
         assert!(ok, "git {args:?}");
+    }
+
+    /// Runs git in `dir` and returns its trimmed stdout.
+    fn out(dir: &Path, args: &[&str]) -> String {
+        let output = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "git {args:?}");
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// A repository whose `main` is T; `h` is H, two commits over T. Returns (dir, T, H).
+    fn proof_repo(tmp: &Path) -> (PathBuf, String, String) {
+        let dir = tmp.join("r");
+        git_in(
+            tmp,
+            &["init", "--quiet", "-b", "main", dir.to_str().unwrap()],
+        );
+        std::fs::write(dir.join("a"), "a\n").unwrap();
+        git_in(&dir, &["add", "."]);
+        git_in(&dir, &["commit", "--quiet", "-m", "T"]);
+        let base = out(&dir, &["rev-parse", "HEAD"]);
+        git_in(&dir, &["checkout", "--quiet", "-b", "h"]);
+        for (file, text) in [("h1", "1\n"), ("h2", "2\n")] {
+            std::fs::write(dir.join(file), text).unwrap();
+            git_in(&dir, &["add", "."]);
+            git_in(&dir, &["commit", "--quiet", "-m", file]);
+        }
+        let head = out(&dir, &["rev-parse", "HEAD"]);
+        git_in(&dir, &["checkout", "--quiet", "main"]);
+        (dir, base, head)
+    }
+
+    /// Makes a commit of `tree` with `parents` and points `main` at it.
+    fn land(dir: &Path, tree: &str, parents: &[&str], message: &str) -> String {
+        let mut args = vec!["commit-tree", tree, "-m", message];
+        for p in parents {
+            args.extend(["-p", p]);
+        }
+        let commit = out(dir, &args);
+        git_in(dir, &["update-ref", "refs/heads/main", &commit]);
+        commit
+    }
+
+    #[test]
+    fn the_proof_accepts_every_way_a_tested_tree_lands_and_names_what_did_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, base, head) = proof_repo(tmp.path());
+        let repo = Repo::at(&dir);
+        let tree = repo.tree_of(&head).unwrap();
+        let landed = |repo: &Repo| repo.landed(&base, &head, "refs/heads/main").unwrap();
+        let reset = || git_in(&dir, &["update-ref", "refs/heads/main", &base]);
+
+        // Nothing landed yet; and a head with no commits over the target has nothing to merge.
+        assert_eq!(landed(&repo), Landed::NothingLanded);
+        assert_eq!(
+            repo.landed(&base, &base, "refs/heads/main").unwrap(),
+            Landed::NothingToMerge
+        );
+        assert_eq!(
+            repo.landed(&head, &base, &head).unwrap(),
+            Landed::NothingToMerge
+        );
+
+        // A fast-forward: H itself.
+        git_in(&dir, &["update-ref", "refs/heads/main", &head]);
+        assert_eq!(
+            landed(&repo),
+            Landed::Holds {
+                commit: head.clone()
+            }
+        );
+
+        // A merge commit of T and H with H's tree.
+        reset();
+        let merge = land(&dir, &tree, &[&base, &head], "merge");
+        assert_eq!(
+            landed(&repo),
+            Landed::Holds {
+                commit: merge.clone()
+            }
+        );
+
+        // A squash: one commit on T with H's tree.
+        reset();
+        let squash = land(&dir, &tree, &[&base], "squash");
+        assert_eq!(
+            landed(&repo),
+            Landed::Holds {
+                commit: squash.clone()
+            }
+        );
+
+        // A rebase-merge: H's commits recreated on T (new ids, same trees).
+        reset();
+        let h1_tree = repo.tree_of(&format!("{head}^")).unwrap();
+        let r1 = land(&dir, &h1_tree, &[&base], "h1 again");
+        let r2 = land(&dir, &tree, &[&r1], "h2 again");
+        assert_ne!(r2, head);
+        assert_eq!(landed(&repo), Landed::Holds { commit: r2.clone() });
+
+        // Another task merged on top since: still proven, by the same commit.
+        let base_tree = repo.tree_of(&base).unwrap();
+        land(&dir, &base_tree, &[&r2], "another task");
+        assert_eq!(landed(&repo), Landed::Holds { commit: r2.clone() });
+
+        // A different tree on T: what landed is named.
+        reset();
+        let wrong = land(&dir, &base_tree, &[&base], "a tree nobody tested");
+        assert_eq!(
+            landed(&repo),
+            Landed::DifferentTree {
+                target: wrong.clone(),
+                first: wrong.clone(),
+                tree: base_tree.clone(),
+                n: 2,
+            }
+        );
+
+        // H's tree, but more than n commits above T (merged onto a moved target, then another
+        // commit and H's tree again): refused, the first commit above T named.
+        reset();
+        let moved = land(&dir, &base_tree, &[&base], "moved 1");
+        let moved2 = land(&dir, &base_tree, &[&moved], "moved 2");
+        let late = land(&dir, &tree, &[&moved2, &head], "merged onto a moved target");
+        assert_eq!(
+            landed(&repo),
+            Landed::DifferentTree {
+                target: late,
+                first: moved.clone(),
+                tree: base_tree.clone(),
+                n: 2,
+            }
+        );
+
+        // T off the first-parent chain: the target was moved from another base (H merged as the
+        // first parent of a merge with some other history), or rewound.
+        reset();
+        let side = land(&dir, &base_tree, &[], "unrelated root");
+        let off = land(&dir, &tree, &[&side, &head], "H on another base");
+        assert_eq!(
+            landed(&repo),
+            Landed::NotOnFirstParentChain {
+                target: off.clone()
+            }
+        );
+        git_in(&dir, &["update-ref", "refs/heads/main", &side]);
+        assert_eq!(
+            landed(&repo),
+            Landed::NotOnFirstParentChain { target: side }
+        );
     }
 
     #[test]

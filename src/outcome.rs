@@ -226,6 +226,45 @@ impl Serialize for Outcome {
 
 text_column!(Outcome);
 
+/// How a passing merge verdict was reached, stored with it (`verdicts.how`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerdictHow {
+    /// orch's re-test ran on the rebased head and passed.
+    Tested,
+    /// Skip-when-current: the rebase onto the target was a no-op and the head is exactly what a
+    /// CI step validated (`validated_sha`).
+    Skipped,
+}
+
+impl VerdictHow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerdictHow::Tested => "tested",
+            VerdictHow::Skipped => "skipped",
+        }
+    }
+}
+
+impl fmt::Display for VerdictHow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for VerdictHow {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [VerdictHow::Tested, VerdictHow::Skipped]
+            .into_iter()
+            .find(|h| h.as_str() == s)
+            .ok_or_else(|| format!("unknown verdict `how` `{s}`"))
+    }
+}
+
+text_column!(VerdictHow);
+
 /// An error that is a problem no retry fixes (a branch gone from the remote): whoever turns a
 /// gate's error into a verdict (`gates::run`) makes it `Verdict::Config`, never infra.
 #[derive(Debug)]

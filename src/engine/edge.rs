@@ -6,7 +6,6 @@ use super::commit::commit_transition;
 use super::report::{lease_lost, AdvanceReport, AdvanceRequest};
 use super::route::{self, Failed};
 use crate::config::Config;
-use crate::counter::Counter;
 use crate::error::{failure, Exit};
 use crate::gates::{self, edge_gates, GateCx, GateKind, GateResult, Verdict};
 use crate::host;
@@ -14,7 +13,7 @@ use crate::lease::HeldLease;
 use crate::owner::Claimant;
 use crate::routing::BudgetKey;
 use crate::stages::Edge;
-use crate::store::{NewGateEvent, NewVerdict, RepoRow, Store, Task};
+use crate::store::{RepoRow, Store, Task};
 use crate::ui::Ui;
 
 /// One step of one task: what was asked, the task as its checks saw it, the edge, and who acts.
@@ -124,7 +123,7 @@ fn run_edge_held(
             result = GateResult::new(gate, Verdict::Cancelled { signal });
         }
         if result.verdict.is_pass() {
-            if !record_pass(&mut cx, &result)? {
+            if !gates::record_pass(&mut cx, &result)? {
                 return Err(lease_lost(&snap.id));
             }
             ui.note(format!(
@@ -210,47 +209,4 @@ fn merge_gate_passed(
         })?;
     }
     Ok(report)
-}
-
-/// Records a passing (or skipped) gate and its verdict, if the lease still holds.
-fn record_pass(cx: &mut GateCx, result: &GateResult) -> Result<bool> {
-    crate::fault::point("gate.before_verdict");
-    let task_id = cx.task.id.clone();
-    let edge = cx.edge;
-    let lease = cx.lease.clone();
-    let config = cx.config;
-    cx.store.write(|db| {
-        if !lease.still_held(db)? {
-            return Ok(false);
-        }
-        let now = host::wall_ms();
-        db.insert_gate_event(&NewGateEvent {
-            task_id: &task_id,
-            edge,
-            gate: result.gate,
-            outcome: result.outcome,
-            detail: Some(&result.verdict.detail()),
-            run_id: result.run_id,
-            at: now,
-        })?;
-        db.count(Counter::Gate(result.gate, result.outcome), 1)?;
-        if let (Some(head), Some(target)) = (&result.head, &result.target) {
-            db.insert_verdict(&NewVerdict {
-                task_id: &task_id,
-                gate: result.gate,
-                head,
-                target,
-                config_hash: &config.retest_hash(),
-                how: if result.run_id.is_some() {
-                    "tested"
-                } else {
-                    "skipped"
-                },
-                coverage: None,
-                run_id: result.run_id,
-                at: now,
-            })?;
-        }
-        Ok(true)
-    })
 }

@@ -17,7 +17,7 @@ use super::{classify_run, GateCx, GateKind, GateResult, InfraKind, Verdict};
 use crate::counter::Counter;
 use crate::git::{RebaseResult, Repo};
 use crate::merge_lock::{self, LockAttempt};
-use crate::outcome::ConfigProblem;
+use crate::outcome::{ConfigProblem, VerdictHow};
 use crate::routing;
 use crate::runner::{self, ExitCodes};
 
@@ -103,18 +103,27 @@ pub(crate) fn branch_gone(cx: &GateCx, branch: &str, what: &str) -> String {
 pub(crate) fn retest(cx: &mut GateCx) -> Result<GateResult> {
     let commits = resolve_commits(cx)?;
     cx.note_base_tip(&commits.base_tip);
-    // A stored passing verdict for exactly these commits is reused.
-    if cx
+    // A stored passing verdict for exactly these commits is reused, as it was reached: its
+    // `how` and its run stay the verdict's, and nothing new is stored.
+    let stored = cx
         .store
         .read()
-        .latest_verdict(&cx.task.id, GATE, &cx.config.retest_hash())?
-        .is_some_and(|v| v.head == commits.base_tip && v.target == commits.target)
+        .latest_verdict(&cx.task.id, GATE, &cx.config.retest_hash())?;
+    if let Some(verdict) =
+        stored.filter(|v| v.head == commits.base_tip && v.target == commits.target)
     {
+        let how = match (verdict.how, verdict.run_id) {
+            (Some(VerdictHow::Skipped), _) => {
+                " (its re-test skipped: validated and current)".into()
+            }
+            (_, Some(run)) => format!(" (tested in run {run})"),
+            (_, None) => String::new(),
+        };
         let mut result = GateResult::new(
             GATE,
             Verdict::Skipped {
                 why: format!(
-                    "reused the passing verdict for {} on {}",
+                    "reused the passing verdict for {} on {}{how}",
                     short(&commits.base_tip),
                     short(&commits.target)
                 ),
@@ -122,30 +131,46 @@ pub(crate) fn retest(cx: &mut GateCx) -> Result<GateResult> {
         );
         result.head = Some(commits.base_tip);
         result.target = Some(commits.target);
+        result.how = verdict.how;
+        result.run_id = verdict.run_id;
+        result.reused = true;
         return Ok(result);
     }
     let repo_name = cx.task.repo.clone();
     match take_merge_lock(cx, &repo_name)? {
         MergeLock::Held => {}
-        MergeLock::Busy(holder) => {
-            let mut result = GateResult::new(
-                GATE,
-                Verdict::Infra {
-                    kind: InfraKind::LockBusy,
-                    reason: format!("the merge lock of `{repo_name}` is held by {holder}"),
-                },
-            );
-            result.lock_holder = Some(holder);
-            return Ok(result);
-        }
+        MergeLock::Busy(holder) => return Ok(lock_busy(GATE, &repo_name, holder)),
     }
     let result = under_lock(cx, &commits);
     merge_lock::release(cx.store, &repo_name, &cx.lease)?;
     result
 }
 
+/// The merge sub-gate run again by merge-verify, which already holds the repository's merge
+/// lock: fetch, rebase onto the target as it is now, publish, re-test. No stored verdict is
+/// reused (merge-verify runs it because the target moved from the verdict's).
+pub(crate) fn retest_held(cx: &mut GateCx) -> Result<GateResult> {
+    let commits = resolve_commits(cx)?;
+    cx.note_base_tip(&commits.base_tip);
+    under_lock(cx, &commits)
+}
+
+/// Lock-busy: the merge lock of `repo` is held by `holder` (deferred, not failed), as `gate`'s
+/// result.
+pub(crate) fn lock_busy(gate: GateKind, repo: &str, holder: String) -> GateResult {
+    let mut result = GateResult::new(
+        gate,
+        Verdict::Infra {
+            kind: InfraKind::LockBusy,
+            reason: format!("the merge lock of `{repo}` is held by {holder}"),
+        },
+    );
+    result.lock_holder = Some(holder);
+    result
+}
+
 /// The merge lock, as the gate sees it.
-enum MergeLock {
+pub(crate) enum MergeLock {
     Held,
     /// Lock-busy: the live holder, described in one line.
     Busy(String),
@@ -153,7 +178,7 @@ enum MergeLock {
 
 /// Takes the repository's merge lock. A dead holder's runs are finished through the one routine
 /// that finishes dead runs before its lock is taken.
-fn take_merge_lock(cx: &mut GateCx, repo: &str) -> Result<MergeLock> {
+pub(crate) fn take_merge_lock(cx: &mut GateCx, repo: &str) -> Result<MergeLock> {
     for _ in 0..3 {
         match merge_lock::try_acquire(cx.store, cx.config, repo, &cx.lease, &cx.me)? {
             LockAttempt::Held => return Ok(MergeLock::Held),
@@ -212,6 +237,23 @@ fn in_worktree(cx: &mut GateCx, commits: &Commits, worktree: &Repo) -> Result<Ga
         }
         Err(e) => return Ok(infra(format!("rebase failed: {e:#}"))),
     };
+    if head == commits.target {
+        // Every commit of the branch is already in the target (or it had none): a merge would
+        // land nothing, and `done` would prove nothing.
+        let mut result = GateResult::new(
+            GATE,
+            Verdict::Red {
+                reason: format!(
+                    "nothing to merge: {} has no commits over {} ({})",
+                    cx.task.branch,
+                    commits.onto_name,
+                    short(&commits.target)
+                ),
+            },
+        );
+        result.target = Some(commits.target.clone());
+        return Ok(result);
+    }
     let moved = head != commits.base_tip;
     if moved {
         // Moving the task branch is irreversible: re-check the lease first.
@@ -238,7 +280,7 @@ fn in_worktree(cx: &mut GateCx, commits: &Commits, worktree: &Repo) -> Result<Ga
     {
         cx.store
             .write(|db| db.count(Counter::MergeSkippedCurrent, 1))?;
-        GateResult::new(
+        let mut skipped = GateResult::new(
             GATE,
             Verdict::Skipped {
                 why: format!(
@@ -247,14 +289,20 @@ fn in_worktree(cx: &mut GateCx, commits: &Commits, worktree: &Repo) -> Result<Ga
                     commits.onto_name
                 ),
             },
-        )
+        );
+        skipped.how = Some(VerdictHow::Skipped);
+        skipped
     } else {
         // Judged here, not at the edge start: a skipped re-test needs no program.
         let command = cx.config.merge_retest_cmd.clone();
         if let Some(reason) = program_problem(cx, "ORCH_MERGE_RETEST_CMD", &command) {
             return Err(ConfigProblem(reason).into());
         }
-        with_clone(cx, GATE, &head, run_suite)?
+        let mut tested = with_clone(cx, GATE, &head, run_suite)?;
+        if tested.verdict.is_pass() {
+            tested.how = Some(VerdictHow::Tested);
+        }
+        tested
     };
     result.head = Some(head);
     result.target = Some(commits.target.clone());

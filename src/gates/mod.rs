@@ -7,10 +7,12 @@
 pub(crate) mod checks;
 pub(crate) mod merge;
 pub(crate) mod merge_verify;
+mod record;
 mod registry;
 mod result;
 pub(crate) mod worktree;
 
 pub(crate) use crate::outcome::{GateKind, InfraKind, Verdict};
+pub(crate) use record::record_pass;
 pub(crate) use registry::{edge_gates, preflight, run};
 pub(crate) use result::{classify_run, exit_said, last_line, GateCx, GateResult};

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::lease::HeldLease;
-use crate::outcome::{GateKind, InfraKind, Outcome, Verdict};
+use crate::outcome::{GateKind, InfraKind, Outcome, Verdict, VerdictHow};
 use crate::owner::Claimant;
 use crate::routing::BudgetKey;
 use crate::runner::{RunOutcome, RunResult};
@@ -31,6 +31,14 @@ pub(crate) struct GateResult {
     pub target: Option<String>,
     /// Who held the merge lock, when lock-busy.
     pub lock_holder: Option<String>,
+    /// How a passing merge gate reached its verdict on (`head`, `target`): set by the gate
+    /// (`tested` for a re-test that ran, `skipped` for skip-when-current, the stored verdict's
+    /// own for a reuse).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub how: Option<VerdictHow>,
+    /// The verdict is a stored one, reused as it is: nothing new is stored.
+    #[serde(skip)]
+    pub reused: bool,
 }
 
 impl GateResult {
@@ -46,6 +54,8 @@ impl GateResult {
             head: None,
             target: None,
             lock_holder: None,
+            how: None,
+            reused: false,
         }
     }
 }

@@ -6,7 +6,7 @@ use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
 use super::Db;
-use crate::outcome::GateKind;
+use crate::outcome::{GateKind, VerdictHow};
 use crate::stages::{find_edge, text_column, Edge, Stage};
 
 /// A pending re-queue.
@@ -128,8 +128,8 @@ pub struct NewVerdict<'a> {
     pub head: &'a str,
     pub target: &'a str,
     pub config_hash: &'a str,
-    /// How the verdict was reached: `tested` or `skipped` (`VerdictRow::how`).
-    pub how: &'a str,
+    /// How the verdict was reached (`VerdictRow::how`).
+    pub how: VerdictHow,
     /// The total coverage percent the re-test's own report measured, if it wrote one.
     pub coverage: Option<f64>,
     pub run_id: Option<i64>,
@@ -143,7 +143,7 @@ pub struct NewVerdict<'a> {
 pub struct VerdictRow {
     pub head: String,
     pub target: String,
-    pub how: Option<String>,
+    pub how: Option<VerdictHow>,
     pub run_id: Option<i64>,
     /// The total coverage percent the re-test's own report measured, if it wrote one.
     pub coverage: Option<f64>,

@@ -17,6 +17,7 @@ mod foundation;
 mod gates;
 mod layers;
 mod merge_gate;
+mod merge_verify;
 mod metrics;
 mod order;
 mod reap;
