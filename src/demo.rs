@@ -284,7 +284,7 @@ impl Demo {
             ),
             ("ORCH_MERGE_INFRA_RETRY_BACKOFF_S".into(), "1".into()),
             ("ORCH_MERGE_DEFER_DELAY_S".into(), "1".into()),
-            ("ORCH_MERGE_DEFER_MAX_ATTEMPTS".into(), "100".into()),
+            ("ORCH_MERGE_DEFER_MAX_ATTEMPTS".into(), "200".into()),
             ("ORCH_MERGE_RETEST_TIMEOUT_S".into(), "60".into()),
             ("ORCH_KILL_GRACE_S".into(), "1".into()),
             ("ORCH_TRANSITION_LEASE_RENEW_S".into(), "2".into()),

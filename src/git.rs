@@ -278,7 +278,7 @@ impl Repo {
     /// is on the first-parent chain of `target`, and one of the first n commits above it on that
     /// chain (n = `rev-list --count base..head`) has `tree(head)`. All three are commits of this
     /// repository (the target fetched, the verdict's commits).
-    pub(crate) fn landed(&self, base: &str, head: &str, target: &str) -> Result<Landed> {
+    pub(crate) fn landed(&self, base: &str, head: &str, target: &str) -> Result<MergeProof> {
         let n: u64 = self
             .git(&[
                 "rev-list",
@@ -289,7 +289,7 @@ impl Repo {
             .parse()
             .context("reading `git rev-list --count`")?;
         if n == 0 {
-            return Ok(Landed::NothingToMerge);
+            return Ok(MergeProof::NothingToMerge);
         }
         let target = self
             .resolve(target)?
@@ -298,7 +298,7 @@ impl Repo {
             .resolve(base)?
             .with_context(|| format!("the base `{base}` names no commit"))?;
         if target == base {
-            return Ok(Landed::NothingLanded);
+            return Ok(MergeProof::NothingLanded);
         }
         // The first-parent chain of the target down to the first commit T reaches, oldest first:
         // (commit, tree, first parent). `rev-list --format` heads each entry with a `commit …`
@@ -323,17 +323,17 @@ impl Repo {
             .first()
             .is_some_and(|(_, _, parent)| *parent == Some(base.as_str()));
         if !on_chain {
-            return Ok(Landed::NotOnFirstParentChain { target });
+            return Ok(MergeProof::NotOnFirstParentChain { target });
         }
         let tree = self.tree_of(head)?;
         let above = &chain[..chain.len().min(usize::try_from(n).unwrap_or(usize::MAX))];
         if let Some((commit, _, _)) = above.iter().find(|(_, t, _)| *t == tree) {
-            return Ok(Landed::Holds {
+            return Ok(MergeProof::Holds {
                 commit: commit.to_string(),
             });
         }
         let (first, first_tree, _) = above[0];
-        Ok(Landed::DifferentTree {
+        Ok(MergeProof::DifferentTree {
             target,
             first: first.to_string(),
             tree: first_tree.to_string(),
@@ -365,7 +365,7 @@ impl Repo {
 /// What the target holds for a re-tested head H that was tested on the target tip T: the proof
 /// of merge-verify (`Repo::landed`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Landed {
+pub(crate) enum MergeProof {
     /// T is on the target's first-parent chain and `commit`, one of the first n commits above T
     /// on it (n = the commits H has over T), carries H's tree: a fast-forward, a merge commit, a
     /// squash or a rebase-merge of H, possibly with other merges on top since.
@@ -652,21 +652,21 @@ mod tests {
         let reset = || git_in(&dir, &["update-ref", "refs/heads/main", &base]);
 
         // Nothing landed yet; and a head with no commits over the target has nothing to merge.
-        assert_eq!(landed(&repo), Landed::NothingLanded);
+        assert_eq!(landed(&repo), MergeProof::NothingLanded);
         assert_eq!(
             repo.landed(&base, &base, "refs/heads/main").unwrap(),
-            Landed::NothingToMerge
+            MergeProof::NothingToMerge
         );
         assert_eq!(
             repo.landed(&head, &base, &head).unwrap(),
-            Landed::NothingToMerge
+            MergeProof::NothingToMerge
         );
 
         // A fast-forward: H itself.
         git_in(&dir, &["update-ref", "refs/heads/main", &head]);
         assert_eq!(
             landed(&repo),
-            Landed::Holds {
+            MergeProof::Holds {
                 commit: head.clone()
             }
         );
@@ -676,7 +676,7 @@ mod tests {
         let merge = land(&dir, &tree, &[&base, &head], "merge");
         assert_eq!(
             landed(&repo),
-            Landed::Holds {
+            MergeProof::Holds {
                 commit: merge.clone()
             }
         );
@@ -686,7 +686,7 @@ mod tests {
         let squash = land(&dir, &tree, &[&base], "squash");
         assert_eq!(
             landed(&repo),
-            Landed::Holds {
+            MergeProof::Holds {
                 commit: squash.clone()
             }
         );
@@ -697,19 +697,19 @@ mod tests {
         let r1 = land(&dir, &h1_tree, &[&base], "h1 again");
         let r2 = land(&dir, &tree, &[&r1], "h2 again");
         assert_ne!(r2, head);
-        assert_eq!(landed(&repo), Landed::Holds { commit: r2.clone() });
+        assert_eq!(landed(&repo), MergeProof::Holds { commit: r2.clone() });
 
         // Another task merged on top since: still proven, by the same commit.
         let base_tree = repo.tree_of(&base).unwrap();
         land(&dir, &base_tree, &[&r2], "another task");
-        assert_eq!(landed(&repo), Landed::Holds { commit: r2.clone() });
+        assert_eq!(landed(&repo), MergeProof::Holds { commit: r2.clone() });
 
         // A different tree on T: what landed is named.
         reset();
         let wrong = land(&dir, &base_tree, &[&base], "a tree nobody tested");
         assert_eq!(
             landed(&repo),
-            Landed::DifferentTree {
+            MergeProof::DifferentTree {
                 target: wrong.clone(),
                 first: wrong.clone(),
                 tree: base_tree.clone(),
@@ -725,7 +725,7 @@ mod tests {
         let late = land(&dir, &tree, &[&moved2, &head], "merged onto a moved target");
         assert_eq!(
             landed(&repo),
-            Landed::DifferentTree {
+            MergeProof::DifferentTree {
                 target: late,
                 first: moved.clone(),
                 tree: base_tree.clone(),
@@ -740,14 +740,14 @@ mod tests {
         let off = land(&dir, &tree, &[&side, &head], "H on another base");
         assert_eq!(
             landed(&repo),
-            Landed::NotOnFirstParentChain {
+            MergeProof::NotOnFirstParentChain {
                 target: off.clone()
             }
         );
         git_in(&dir, &["update-ref", "refs/heads/main", &side]);
         assert_eq!(
             landed(&repo),
-            Landed::NotOnFirstParentChain { target: side }
+            MergeProof::NotOnFirstParentChain { target: side }
         );
     }
 

@@ -27,7 +27,7 @@ use super::worktree::{mirror, run_gate_command, with_empty_dir, GateCommand};
 use super::{
     classify_run, exit_said, record_pass, GateCx, GateKind, GateResult, InfraKind, Verdict,
 };
-use crate::git::{Landed, Mirror};
+use crate::git::{MergeProof, Mirror};
 use crate::merge_lock;
 use crate::outcome::{ConfigProblem, VerdictHow};
 use crate::runner::{ExitCodes, RunOutcome};
@@ -117,7 +117,7 @@ fn under_lock(cx: &mut GateCx, mut tested: Tested) -> Result<GateResult> {
             Err(reason) => return Ok(infra(reason)),
         };
         match landed {
-            Landed::Holds { commit } => {
+            MergeProof::Holds { commit } => {
                 return Ok(done(
                     &tested,
                     format!(
@@ -128,9 +128,9 @@ fn under_lock(cx: &mut GateCx, mut tested: Tested) -> Result<GateResult> {
                     None,
                 ))
             }
-            Landed::NothingToMerge => return Ok(nothing_to_merge(cx, &tested)),
-            Landed::NothingLanded => {}
-            Landed::NotOnFirstParentChain { .. } | Landed::DifferentTree { .. } => {}
+            MergeProof::NothingToMerge => return Ok(nothing_to_merge(cx, &tested)),
+            MergeProof::NothingLanded => {}
+            MergeProof::NotOnFirstParentChain { .. } | MergeProof::DifferentTree { .. } => {}
         }
         let Some(command) = cx.config.merge_cmd.clone() else {
             return Ok(GateResult::new(
@@ -148,7 +148,7 @@ fn under_lock(cx: &mut GateCx, mut tested: Tested) -> Result<GateResult> {
         if let Some(reason) = program_problem(cx, "ORCH_MERGE_CMD", &command) {
             return Err(ConfigProblem(reason).into());
         }
-        if landed != Landed::NothingLanded {
+        if landed != MergeProof::NothingLanded {
             // The target moved from the base H was tested on: rebase and re-test, never merge
             // a tree nobody tested.
             match rerun(cx, &tested, &landed, reran)? {
@@ -244,7 +244,7 @@ fn merge(cx: &mut GateCx, tested: &Tested, command: &str, reran: bool) -> Result
         Step::End(result)
     };
     Ok(match (&ran.verdict, &landed) {
-        (_, Landed::Holds { commit }) => Step::End(done(
+        (_, MergeProof::Holds { commit }) => Step::End(done(
             tested,
             format!(
                 "merged {} into {target} as {}; proof holds",
@@ -253,7 +253,7 @@ fn merge(cx: &mut GateCx, tested: &Tested, command: &str, reran: bool) -> Result
             ),
             ran.run_id,
         )),
-        (_, Landed::NothingToMerge) => with_run(nothing_to_merge(cx, tested)),
+        (_, MergeProof::NothingToMerge) => with_run(nothing_to_merge(cx, tested)),
         (Verdict::Passed { .. }, landed) => with_run(GateResult::new(
             GATE,
             Verdict::NoProof {
@@ -267,8 +267,8 @@ fn merge(cx: &mut GateCx, tested: &Tested, command: &str, reran: bool) -> Result
         )),
         // The command failed while the target still is T: not a fault of the tested code, and
         // the base did not move: infra, re-queued.
-        (Verdict::Red { reason }, Landed::NothingLanded) => with_run(infra(reason.clone())),
-        (_, Landed::NothingLanded) => Step::End(ran),
+        (Verdict::Red { reason }, MergeProof::NothingLanded) => with_run(infra(reason.clone())),
+        (_, MergeProof::NothingLanded) => Step::End(ran),
         // It failed because the target moved from T (the forge's compare-and-swap refused):
         // rebase and re-test instead of retrying, without spending the infra budget.
         (_, moved) => {
@@ -283,7 +283,7 @@ fn merge(cx: &mut GateCx, tested: &Tested, command: &str, reran: bool) -> Result
 /// keeps moving: deferred like lock-busy, no infra budget). Its pass is recorded as the merge
 /// gate's (gate event and verdict, under the lease re-check); any other result ends the step and
 /// is routed as the merge gate's: red rolls back `deploy → development`, infra re-queues this edge.
-fn rerun(cx: &mut GateCx, tested: &Tested, landed: &Landed, reran: bool) -> Result<Step> {
+fn rerun(cx: &mut GateCx, tested: &Tested, landed: &MergeProof, reran: bool) -> Result<Step> {
     let target = cx.task.target.clone();
     if reran {
         return Ok(Step::End(GateResult::new(
@@ -335,7 +335,7 @@ fn rerun(cx: &mut GateCx, tested: &Tested, landed: &Landed, reran: bool) -> Resu
 
 /// Fetches the target from the registered URL into orch's mirror and asks the proof for
 /// `tested`; `Err(reason)` when it cannot be asked (infra).
-fn prove(cx: &GateCx, tested: &Tested) -> Result<std::result::Result<Landed, String>> {
+fn prove(cx: &GateCx, tested: &Tested) -> Result<std::result::Result<MergeProof, String>> {
     let mirror = mirror(cx)?;
     let (task, repo) = (&cx.task, &cx.repo);
     if let Err(e) = mirror.fetch(&repo.url, &task.target) {
@@ -374,18 +374,18 @@ fn nothing_to_merge(cx: &GateCx, tested: &Tested) -> GateResult {
 }
 
 /// What the target holds instead of the tested tree, in one clause.
-fn what_landed(target: &str, tested: &Tested, landed: &Landed) -> String {
+fn what_landed(target: &str, tested: &Tested, landed: &MergeProof) -> String {
     let base = short(&tested.base);
     match landed {
-        Landed::Holds { commit } => format!("{target} holds it as {}", short(commit)),
-        Landed::NothingToMerge => format!("{} has no commits over {base}", short(&tested.head)),
-        Landed::NothingLanded => format!("{target} is still {base}: nothing landed"),
-        Landed::NotOnFirstParentChain { target: now } => format!(
+        MergeProof::Holds { commit } => format!("{target} holds it as {}", short(commit)),
+        MergeProof::NothingToMerge => format!("{} has no commits over {base}", short(&tested.head)),
+        MergeProof::NothingLanded => format!("{target} is still {base}: nothing landed"),
+        MergeProof::NotOnFirstParentChain { target: now } => format!(
             "{target} is now {}, and {base} (the base {} was tested on) is not on its first-parent chain",
             short(now),
             short(&tested.head)
         ),
-        Landed::DifferentTree {
+        MergeProof::DifferentTree {
             target: now,
             first,
             tree,

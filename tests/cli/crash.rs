@@ -5,23 +5,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::invariants;
-use crate::support::{pid_alive, wait_until, Fixture, Out, Sandbox};
+use crate::support::{merge_script, pid_alive, wait_until, Fixture, Out, Sandbox};
 
 const PYTEST: &str = "python3 -m pytest -q -p no:cacheprovider";
 
-fn env(sb: &Sandbox, fx: &Fixture, suite: &str) -> Vec<(String, String)> {
+fn env(sb: &Sandbox, suite: &str) -> Vec<(String, String)> {
     vec![
         ("ORCH_MERGE_RETEST_CMD".into(), suite.into()),
         ("ORCH_COVERAGE_CMD".into(), String::new()),
         ("ORCH_KILL_GRACE_S".into(), "1".into()),
         ("ORCH_MERGE_INFRA_RETRY_BACKOFF_S".into(), "1".into()),
-        (
-            "ORCH_MERGE_CMD".into(),
-            format!(
-                "git --git-dir='{}' update-ref refs/heads/main \"$ORCH_MERGE_HEAD\"",
-                fx.remote.display()
-            ),
-        ),
+        ("ORCH_MERGE_CMD".into(), merge_script("ff")),
         (
             "ORCH_ALERT_CMD".into(),
             format!("cat >> '{}'", sb.path().join("alerts").display()),
@@ -106,7 +100,7 @@ fn every_fault_point_is_recovered_by_reap() {
         } else {
             PYTEST.to_string()
         };
-        let env = env(&sb, &fx, &suite);
+        let env = env(&sb, &suite);
         crash_at(&sb, point, &["advance", "C", "--to", "deploy"], &env);
         if point == "runner.after_run_row" {
             // Its leader was waiting for go: orch's death must end it, with no reaper's help.
@@ -120,7 +114,7 @@ fn every_fault_point_is_recovered_by_reap() {
         reap_and_check(&sb, &fx, &env);
         // The task is not stuck: it can still move on.
         assert_eq!(sb.stage_of("C").0, "deploy-staging", "{point}");
-        let green = self::env(&sb, &fx, PYTEST);
+        let green = self::env(&sb, PYTEST);
         run(&sb, &["advance", "C", "--to", "deploy", "--force"], &green).expect(0);
         invariants::check(&sb, &[&fx]);
         covered.push(point);
@@ -132,7 +126,7 @@ fn every_fault_point_is_recovered_by_reap() {
         let fx = Fixture::new(&sb);
         fx.commit_branch("feat/m", "main", &[("m.txt", "m\n")], "m");
         fx.add_task(&sb, "M", "feat/m", "deploy-staging");
-        let env = env(&sb, &fx, PYTEST);
+        let env = env(&sb, PYTEST);
         run(&sb, &["advance", "M", "--to", "deploy"], &env).expect(0);
         crash_at(
             &sb,
@@ -151,7 +145,7 @@ fn every_fault_point_is_recovered_by_reap() {
         let sb = Sandbox::new();
         let fx = Fixture::new(&sb);
         fx.add_task(&sb, "A", "feat/a", "review");
-        let env = env(&sb, &fx, PYTEST);
+        let env = env(&sb, PYTEST);
         crash_at(
             &sb,
             "advance.after_commit",
@@ -169,7 +163,7 @@ fn every_fault_point_is_recovered_by_reap() {
         let fx = Fixture::new(&sb);
         fx.commit_branch("feat/r", "main", &[("r.txt", "r\n")], "r");
         fx.add_task(&sb, "R", "feat/r", "deploy-staging");
-        let env = env(&sb, &fx, &hanging_suite(sb.path()));
+        let env = env(&sb, &hanging_suite(sb.path()));
         crash_at(
             &sb,
             "runner.after_spawn",

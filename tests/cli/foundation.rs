@@ -4,7 +4,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{pid_start_time, Fixture, Out, Sandbox};
+use crate::support::{merge_script, pid_start_time, Fixture, Out, Sandbox};
 
 const FORWARD: [&str; 8] = [
     "analysis",
@@ -78,10 +78,7 @@ fn a_task_walks_to_done_and_its_history_names_actor_reason_version_and_token() {
     let fx = Fixture::new(&sb);
     fx.commit_branch("feat/t-1", "main", &[("notes.txt", "t-1\n")], "notes");
     fx.add_task(&sb, "T-1", "feat/t-1", "created");
-    let merge = format!(
-        "git --git-dir='{}' update-ref refs/heads/main \"$ORCH_MERGE_HEAD\"",
-        fx.remote.display()
-    );
+    let merge = merge_script("ff");
     let green = [
         (
             "ORCH_MERGE_RETEST_CMD",

@@ -12,12 +12,10 @@ use crate::support::{
 
 /// A forge merge: point the bare remote's main at `$ORCH_MERGE_HEAD` (a fast-forward), leaving
 /// a marker that it ran.
-fn forge_merge_cmd(fx: &Fixture, marker: &Path) -> String {
-    format!(
-        "echo ran >> '{}'; git --git-dir='{}' update-ref refs/heads/main \"$ORCH_MERGE_HEAD\"",
-        marker.display(),
-        fx.remote.display()
-    )
+/// The shipped forge script (a fast-forward from exactly `$ORCH_MERGE_BASE`), leaving a line in
+/// `marker` each time it runs.
+fn forge_merge_cmd(marker: &Path) -> String {
+    format!("echo ran >> '{}'; {}", marker.display(), merge_script("ff"))
 }
 
 fn last_reason(sb: &Sandbox) -> String {
@@ -286,7 +284,7 @@ fn done_needs_proof_of_merge_of_the_retested_head() {
 
     // A real merge of H into the remote's main (the forge fast-forwards): done.
     let head = to_deploy(&sb, &fx, "P2", "feat/p2");
-    let env = env_with(&[("ORCH_MERGE_CMD", forge_merge_cmd(&fx, &marker))]);
+    let env = env_with(&[("ORCH_MERGE_CMD", forge_merge_cmd(&marker))]);
     run(&sb, &["advance", "P2", "--to", "done"], &env).expect(0);
     assert_eq!(sb.stage_of("P2").0, "done");
     assert_eq!(fx.remote_ref("main"), head, "exactly H was merged");

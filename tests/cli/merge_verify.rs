@@ -646,3 +646,114 @@ fn a_crash_after_the_merge_then_another_merge_on_top_still_proves_done_without_a
     );
     assert_only_tested_trees_landed(&sb, &fx, since, &["F1", "F2"]);
 }
+
+/// Merge-verify takes the repository's merge lock: while another task's re-test holds it, the
+/// step defers (lock-busy, no infra budget) and nothing merges.
+#[test]
+fn merge_verify_defers_while_another_task_holds_the_merge_lock() {
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    let env_a = env(&sb, "ff", &[]);
+    to_deploy(&sb, &fx, &env_a, "L1", &[("l1.txt", "1\n")]);
+    fx.commit_branch("feat/l2", "main", &[("l2.txt", "2\n")], "L2");
+    fx.add_task(&sb, "L2", "feat/l2", "deploy-staging");
+    let (started, release) = (sb.path().join("started"), sb.path().join("release"));
+    let blocking = format!(
+        "touch '{}'; while [ ! -f '{}' ]; do sleep 0.05; done; {TREE_SUITE}",
+        started.display(),
+        release.display()
+    );
+    let env_b = env(&sb, "ff", &[("ORCH_MERGE_RETEST_CMD", blocking)]);
+    let mut holder = sb.orch();
+    holder.envs(env_b.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let mut holder = holder
+        .args(["advance", "L2", "--to", "deploy"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::support::wait_until("L2's re-test to start", Duration::from_secs(60), || {
+        started.exists()
+    });
+    let before = fx.target_history();
+    let json = run(&sb, &["advance", "L1", "--to", "done", "--json"], &env_a)
+        .expect(11)
+        .json();
+    assert_eq!(json["gates"][0]["gate"], "merge-verify", "{json}");
+    assert_eq!(json["gates"][0]["outcome"], "lock-busy", "{json}");
+    assert!(
+        json["gates"][0]["lock_holder"]
+            .as_str()
+            .unwrap()
+            .contains("task L2"),
+        "{json}"
+    );
+    assert_eq!(json["requeue"]["outcome"], "deferred", "{json}");
+    assert_eq!(
+        fx.target_history(),
+        before,
+        "nothing merged without the lock"
+    );
+    assert_eq!(sb.stage_of("L1").0, "deploy");
+    std::fs::write(&release, "").unwrap();
+    assert!(holder.wait().unwrap().success());
+    // The lock is free: the deferred edge runs (the target did not move: L2 is only at deploy).
+    run(&sb, &["advance", "L1", "--to", "done", "--force"], &env_a).expect(0);
+    assert_eq!(sb.stage_of("L1").0, "done");
+    assert_eq!(
+        sb.sqlite("SELECT coalesce(sum(infra_attempts), 0) FROM edge_budgets WHERE task_id = 'L1'"),
+        "0"
+    );
+}
+
+/// An infra timeout of merge-verify's re-run of the sub-gate is the `deploy → done` edge's
+/// re-queue (the task stays at `deploy`); cron's `advance --next` alone then finishes it.
+#[test]
+fn a_timed_out_rerun_requeues_the_done_edge_and_cron_finishes_it() {
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    let hang = sb.path().join("hang");
+    let suite = format!(
+        "if [ -e '{}' ]; then sleep 600; fi; {TREE_SUITE}",
+        hang.display()
+    );
+    let env = env(
+        &sb,
+        "ff",
+        &[
+            ("ORCH_MERGE_RETEST_CMD", suite),
+            ("ORCH_MERGE_RETEST_TIMEOUT_S", "20".into()),
+        ],
+    );
+    to_deploy(&sb, &fx, &env, "T1", &[("t.txt", "t\n")]);
+    fx.advance_remote_main(&[("moved.txt", "m\n")], "another merge");
+    std::fs::write(&hang, "").unwrap();
+    let before = fx.target_history();
+    let json = run(&sb, &["advance", "T1", "--to", "done", "--json"], &env)
+        .expect(11)
+        .json();
+    assert_eq!(json["gates"][0]["gate"], "merge", "{json}");
+    assert_eq!(json["gates"][0]["outcome"], "timeout", "{json}");
+    assert_eq!(json["requeue"]["outcome"], "infra-requeued", "{json}");
+    assert_eq!(sb.stage_of("T1").0, "deploy");
+    assert_eq!(
+        sb.sqlite("SELECT from_stage || ' ' || to_stage FROM requeues WHERE task_id = 'T1'"),
+        "deploy done"
+    );
+    assert_eq!(
+        sb.sqlite("SELECT edge || ' ' || infra_attempts FROM edge_budgets WHERE task_id = 'T1'"),
+        "deploy->done 1"
+    );
+    assert_eq!(fx.target_history(), before, "nothing merged");
+
+    std::fs::remove_file(&hang).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while sb.stage_of("T1").0 != "done" {
+        assert!(Instant::now() < deadline, "cron never finished T1");
+        let out = run(&sb, &["advance", "--next"], &env);
+        assert!([0, 11].contains(&out.code), "{out:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let main = fx.remote_ref("main");
+    assert!(tested_trees(&sb, &["T1"]).contains(&tree(&fx, &main)));
+}
