@@ -13,6 +13,9 @@
 //! `push.default=nothing` and `--force-with-lease` on the tip it replaced, refused outright when
 //! the branch's full ref is the target's or a protected one. Every git call goes through
 //! `crate::child`: its own process group, a deadline, and the whole group killed on every path.
+//!
+//! Merge-verify's proof is asked here too (`Repo::landed`): the target holds the tree of the
+//! re-tested head right above the tip it was tested on, on its first-parent chain.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

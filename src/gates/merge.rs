@@ -5,9 +5,12 @@
 //! (fetched from the registered URL), removed at the end; the re-test runs in a throwaway clone
 //! of the rebased head. The only push is the task branch's, to the registered URL, with
 //! `--force-with-lease` on the tip it replaced (INV-4, `crate::git`). The re-test is skipped only when the rebase was a no-op and the
-//! head equals `validated_sha`, decided under the lock; any uncertainty runs it. A passing verdict
-//! is stored with the commits it judged and the hash of the command and timeout that produced
-//! it, and reused only while all of them are unchanged.
+//! head equals `validated_sha`, decided under the lock; any uncertainty runs it. A rebased head
+//! equal to the target is red: nothing to merge. A passing verdict is stored with the commits it
+//! judged (H and the target tip T), how it was reached and the hash of the command and timeout
+//! that produced it, and reused — as it was stored — only while all of them are unchanged.
+//! Merge-verify runs the same rebase, publish and re-test under the lock it already holds
+//! (`retest_held`).
 
 use anyhow::{bail, Context, Result};
 
