@@ -435,3 +435,43 @@ fn goal_refusals_exit_2_with_one_line_and_write_nothing() {
         assert_eq!(sb.dump(), before, "{args:?} wrote something");
     }
 }
+
+/// A later step that is refused (here: its repository's registration is gone, so it cannot be
+/// gated) ends the walk with that refusal's exit code and one line where failures go, after the
+/// earlier steps' lines; `--json` is still one document.
+#[test]
+fn a_later_step_refused_ends_the_walk_with_its_exit_code_and_one_line_on_stderr() {
+    for json in [false, true] {
+        let sb = Sandbox::new();
+        sb.add_task("U", "testing");
+        sb.sqlite("PRAGMA foreign_keys = OFF; DELETE FROM repos WHERE name = 'app'");
+        let mut args = vec!["advance", "U", "--to", "deploy-staging", "--goal", "done"];
+        if json {
+            args.insert(0, "--json");
+        }
+        let out = sb.run(&args).expect(2);
+        assert_eq!(sb.stage_of("U").0, "deploy-staging");
+        assert_eq!(goal_of(&sb, "U"), "done", "nothing ran on the refused edge");
+        if json {
+            let doc = out.json();
+            assert_eq!(doc["exit_code"], 2, "{doc}");
+            assert_eq!(doc["outcome"], "usage", "{doc}");
+            assert_eq!(doc["goal"], "done", "{doc}");
+            assert_eq!(doc["steps"].as_array().map(Vec::len), Some(2), "{doc}");
+            assert_eq!(doc["steps"][0]["stage"], "deploy-staging", "{doc}");
+        } else {
+            assert_eq!(
+                out.stdout.lines().collect::<Vec<_>>(),
+                ["U testing → deploy-staging (version 2)"]
+            );
+            let errors: Vec<&str> = out
+                .stderr
+                .lines()
+                .filter(|l| l.starts_with("orch: "))
+                .collect();
+            assert_eq!(errors.len(), 1, "{}", out.stderr);
+            assert!(errors[0].contains("is not registered"), "{}", errors[0]);
+            assert!(errors[0].contains("goal `done` kept"), "{}", errors[0]);
+        }
+    }
+}
