@@ -248,7 +248,7 @@ _orch() {
             return 0
             ;;
         orch__subcmd__advance)
-            opts="-q -v -h -V --to --expect --actor --event-id --validated-sha --reason --force --next --db --json --quiet --verbose --help --version"
+            opts="-q -v -h -V --to --goal --expect --actor --event-id --validated-sha --reason --force --next --db --json --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -256,6 +256,10 @@ _orch() {
             case "${prev}" in
                 --to)
                     COMPREPLY=($(compgen -W "created analysis architecture development review testing deploy-staging deploy done cancelled" -- "${cur}"))
+                    return 0
+                    ;;
+                --goal)
+                    COMPREPLY=($(compgen -W "deploy done" -- "${cur}"))
                     return 0
                     ;;
                 --expect)

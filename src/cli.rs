@@ -50,7 +50,8 @@ pub(crate) enum Command {
     /// Register, inspect, hold and release tasks.
     #[command(subcommand)]
     Task(task::TaskCommand),
-    /// Move one task along one edge: lease, the edge's gates, CAS, history.
+    /// Move one task along one edge: lease, the edge's gates, CAS, history (with --goal, on to
+    /// the goal).
     Advance(advance::AdvanceArgs),
     /// The merge sub-gate on its own (a CI step may run it); its pass is reused by `advance`.
     #[command(subcommand)]

@@ -108,6 +108,8 @@ pub(crate) struct HeldView {
     pub reason: String,
     pub held_since: Option<i64>,
     pub age_s: Option<i64>,
+    /// The goal it keeps through the HOLD (`orch advance --goal`).
+    pub goal: Option<Stage>,
 }
 
 /// Where a pending re-queue stands.
@@ -136,6 +138,8 @@ pub(crate) struct PendingRequeue {
     pub state: RequeueState,
     /// What is running it, when `state` is `running` (`run 7`, or the lease holder).
     pub running: Option<String>,
+    /// The task's goal: `advance --next` continues to it after the edge.
+    pub goal: Option<Stage>,
 }
 
 #[derive(Debug, Serialize)]
@@ -233,6 +237,7 @@ pub(crate) fn build(db: &Db, config: &Config) -> Result<QueueView> {
     let lease_rows = db.leases()?;
     let open_runs = db.open_runs()?;
     // Who is working on a task now: a run alive, else a live lease holder.
+    let goals = db.requeue_goals()?;
     let working_on = |task_id: &str| -> Option<String> {
         if let Some(run) = open_runs
             .iter()
@@ -320,6 +325,10 @@ pub(crate) fn build(db: &Db, config: &Config) -> Result<QueueView> {
                 due_in_s,
                 state,
                 running,
+                goal: goals
+                    .iter()
+                    .find(|(task_id, _)| *task_id == r.task_id)
+                    .map(|(_, goal)| *goal),
                 edge: format!("{} → {}", r.from_stage, r.to_stage),
                 task_id: r.task_id,
                 kind: r.kind,
@@ -342,6 +351,7 @@ pub(crate) fn build(db: &Db, config: &Config) -> Result<QueueView> {
                 stage: h.stage,
                 reason: h.reason,
                 held_since: h.held_since,
+                goal: h.goal,
             })
             .collect(),
     };
@@ -452,6 +462,11 @@ pub(crate) fn render_text(view: &QueueView) -> Vec<String> {
         .collect()
 }
 
+/// `  goal S` for a task that has one, nothing otherwise.
+fn goal_text(goal: Option<Stage>) -> String {
+    goal.map(|g| format!("  goal {g}")).unwrap_or_default()
+}
+
 fn render_lines(view: &QueueView) -> Vec<String> {
     let mut out = vec!["stages".to_string()];
     out.push(format!(
@@ -471,7 +486,7 @@ fn render_lines(view: &QueueView) -> Vec<String> {
     out.push(format!("held  {} task(s) on HOLD", view.held.total));
     for t in &view.held.tasks {
         out.push(format!(
-            "  {}  {}  since {}{}  reason: {}",
+            "  {}  {}  since {}{}{}  reason: {}",
             t.task_id,
             t.stage,
             t.held_since
@@ -479,6 +494,7 @@ fn render_lines(view: &QueueView) -> Vec<String> {
             t.age_s
                 .map(|a| format!(" ({} ago)", crate::ui::age(a * 1000)))
                 .unwrap_or_default(),
+            goal_text(t.goal),
             t.reason
         ));
     }
@@ -564,9 +580,10 @@ fn render_lines(view: &QueueView) -> Vec<String> {
     }
     for p in &m.pending {
         out.push(format!(
-            "  re-queued {}  {}  {} {}  due {} ({})  {}",
+            "  re-queued {}  {}{}  {} {}  due {} ({})  {}",
             p.task_id,
             p.edge,
+            goal_text(p.goal),
             p.kind,
             p.attempt,
             crate::ui::timestamp(p.due_at),

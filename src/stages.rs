@@ -212,6 +212,38 @@ pub(crate) fn next_stages(from: Stage) -> Vec<Stage> {
         .collect()
 }
 
+/// The stages `orch advance --goal` may name: where the gated forward path ends.
+pub(crate) const GOALS: [Stage; 2] = [Deploy, Done];
+
+/// The path a goal walks: `deploy-staging → deploy → done`, the gated forward edges.
+const GOAL_PATH: [Stage; 3] = [DeployStaging, Deploy, Done];
+
+/// Whether a task at `at` is still on its way to `goal`: on the goal's path, before it. A goal
+/// lives only while this holds; every stage write that ends elsewhere (the goal reached, a
+/// rollback, a cancel) drops it.
+pub(crate) fn goal_ahead(goal: Stage, at: Stage) -> bool {
+    let position = |stage| GOAL_PATH.iter().position(|s| *s == stage);
+    GOALS.contains(&goal) && matches!((position(at), position(goal)), (Some(a), Some(g)) if a < g)
+}
+
+/// The goals a stage write to `at` keeps (`goal_ahead`), at most two.
+pub(crate) fn goals_kept_at(at: Stage) -> [Option<Stage>; 2] {
+    GOALS.map(|goal| goal_ahead(goal, at).then_some(goal))
+}
+
+/// The forward edge a task at `at` takes next on its way to `goal`; `None` once there (or off
+/// the goal's path).
+pub(crate) fn toward(goal: Stage, at: Stage) -> Option<Edge> {
+    if !goal_ahead(goal, at) {
+        return None;
+    }
+    let next = GOAL_PATH
+        .iter()
+        .position(|s| *s == at)
+        .map(|i| GOAL_PATH[i + 1])?;
+    find_edge(at, next)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +281,46 @@ mod tests {
     fn names_round_trip() {
         for stage in Stage::ALL {
             assert_eq!(stage.as_str().parse::<Stage>().unwrap(), stage);
+        }
+    }
+
+    #[test]
+    fn a_goal_lives_only_on_its_path_before_it() {
+        assert!(goal_ahead(Done, DeployStaging));
+        assert!(goal_ahead(Done, Deploy));
+        assert!(goal_ahead(Deploy, DeployStaging));
+        assert!(!goal_ahead(Deploy, Deploy), "reached");
+        assert!(!goal_ahead(Done, Done), "reached");
+        assert!(!goal_ahead(Deploy, Done), "past it");
+        assert!(!goal_ahead(Done, Development), "a rollback");
+        assert!(!goal_ahead(Done, Cancelled), "a cancel");
+        assert!(!goal_ahead(Done, Testing), "not on the gated path yet");
+        assert!(!goal_ahead(DeployStaging, Testing), "not a goal");
+        assert_eq!(goals_kept_at(DeployStaging), [Some(Deploy), Some(Done)]);
+        assert_eq!(goals_kept_at(Deploy), [None, Some(Done)]);
+        assert_eq!(goals_kept_at(Development), [None, None]);
+    }
+
+    #[test]
+    fn toward_a_goal_is_the_next_gated_forward_edge() {
+        assert_eq!(
+            toward(Done, DeployStaging),
+            find_edge(DeployStaging, Deploy)
+        );
+        assert_eq!(toward(Done, Deploy), find_edge(Deploy, Done));
+        assert_eq!(
+            toward(Deploy, DeployStaging),
+            find_edge(DeployStaging, Deploy)
+        );
+        assert_eq!(toward(Deploy, Deploy), None);
+        assert_eq!(toward(Done, Done), None);
+        assert_eq!(toward(Done, Development), None);
+        for at in Stage::ALL {
+            for goal in GOALS {
+                if let Some(edge) = toward(goal, at) {
+                    assert_eq!(edge.kind, Forward, "{edge}");
+                }
+            }
         }
     }
 }

@@ -1,12 +1,13 @@
-//! `orch advance`: one transition of one task, or (`--next`) the cron driver that runs the
-//! re-queued edge due soonest.
+//! `orch advance`: one transition of one task — with `--goal`, and the next forward edges to the
+//! goal — or (`--next`) the cron driver that runs the re-queued edge due soonest, and on toward
+//! the task's goal.
 
 use anyhow::Result;
 use clap::Args;
 
 use crate::commands::task::{check_actor, check_text};
 use crate::config::default_actor;
-use crate::engine::{self, AdvanceReport, AdvanceRequest};
+use crate::engine::{self, AdvanceReport, AdvanceRequest, GoalRequest};
 use crate::error::{failure, Exit};
 use crate::names;
 use crate::stages::Stage;
@@ -21,6 +22,12 @@ pub(crate) struct AdvanceArgs {
     /// The stage to move it to.
     #[arg(long, value_enum, required_unless_present = "next")]
     pub to: Option<Stage>,
+    /// Walk on to this stage: after the move, this process runs the next gated forward edges
+    /// (deploy-staging → deploy → done) until it is there or a step stops (red, HOLD, infra).
+    /// Stored on the task: a re-queued edge keeps it and `advance --next` continues to it. A move
+    /// without --goal clears a stored goal.
+    #[arg(long, value_enum, value_name = "STAGE")]
+    pub goal: Option<Goal>,
     /// The stage this actor believes the task is at; the write lands only if it still is.
     #[arg(long, value_enum)]
     pub expect: Option<Stage>,
@@ -39,15 +46,33 @@ pub(crate) struct AdvanceArgs {
     /// Run a re-queued edge now, before its due time.
     #[arg(long)]
     pub force: bool,
-    /// The cron driver: claim the task whose re-queued edge is due soonest and run that edge.
+    /// The cron driver: claim the task whose re-queued edge is due soonest and run that edge, then
+    /// continue toward the task's goal.
     #[arg(long, conflicts_with_all = ["to", "expect", "event_id", "validated_sha", "force"])]
     pub next: bool,
+}
+
+/// The stages `--goal` may name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Goal {
+    Deploy,
+    Done,
+}
+
+impl Goal {
+    fn stage(self) -> Stage {
+        match self {
+            Goal::Deploy => Stage::Deploy,
+            Goal::Done => Stage::Done,
+        }
+    }
 }
 
 /// The actor `advance --next` records when no `--actor` is given.
 const CRON_ACTOR: &str = "cron";
 
 pub(crate) fn run(ctx: &Context, args: AdvanceArgs) -> Result<Exit> {
+    let goal = check_goal(&args)?;
     // cron drives `--next`: its transitions are recorded as `cron` unless `--actor` says who.
     let actor = args.actor.unwrap_or_else(|| {
         if args.next {
@@ -117,6 +142,7 @@ pub(crate) fn run(ctx: &Context, args: AdvanceArgs) -> Result<Exit> {
         validated_sha: args.validated_sha,
         reason: args.reason,
         force: args.force,
+        goal: GoalRequest::Set(goal),
     };
     let report = engine::advance(&mut store, &ctx.config, ctx.ui, &request)?;
     print(ctx, &report)
@@ -137,10 +163,51 @@ pub(crate) fn check_request(actor: &str, event_id: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// Prints a step's report (text or JSON) and returns its exit code.
+/// Refuses (exit 2, nothing written) a `--goal` the walk cannot take: with `--next` (cron follows
+/// the goal a task already has), after a `--to` off the goal's way, or a `--to` past the goal.
+fn check_goal(args: &AdvanceArgs) -> Result<Option<Stage>> {
+    let Some(goal) = args.goal.map(Goal::stage) else {
+        return Ok(None);
+    };
+    if args.next {
+        return Err(failure(
+            Exit::Usage,
+            "`--goal` is not for `--next`: cron continues toward the goal the task already has (hint: drop --goal)",
+        ));
+    }
+    let Some(to) = args.to else {
+        return Ok(Some(goal));
+    };
+    if !matches!(to, Stage::DeployStaging | Stage::Deploy | Stage::Done) {
+        return Err(failure(
+            Exit::Usage,
+            format!(
+                "--goal walks forward edges to `deploy` or `done`, and `--to {to}` is not on that way (hint: --to deploy-staging, deploy or done; or drop --goal)"
+            ),
+        ));
+    }
+    if to > goal {
+        return Err(failure(
+            Exit::Usage,
+            format!("`--to {to}` is past the goal `{goal}` (hint: --goal {to}, or drop --goal)"),
+        ));
+    }
+    Ok(Some(goal))
+}
+
+/// Prints a step's report (text or JSON) and returns its exit code. On the way to a goal, text
+/// is one line per step; a later step that was refused prints its one line where failures go.
 pub(crate) fn print(ctx: &Context, report: &AdvanceReport) -> Result<Exit> {
     if ctx.ui.json {
         ctx.ui.json(report)?;
+        return Ok(report.exit);
+    }
+    let earlier = report.steps.len().saturating_sub(1);
+    for step in &report.steps[..earlier] {
+        ctx.ui.line(crate::ui::plain(&step.message));
+    }
+    if report.refused {
+        eprintln!("orch: {}", crate::ui::plain(&report.message));
     } else {
         ctx.ui.line(crate::ui::plain(&report.message));
     }

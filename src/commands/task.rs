@@ -292,12 +292,13 @@ fn show(ctx: &Context, args: ShowArgs) -> Result<Exit> {
         plain(&task.target)
     ));
     ui.line(format!(
-        "stage {}   version {}   developer retries {}/{}   validated {}",
+        "stage {}   version {}   developer retries {}/{}   validated {}   goal {}",
         task.stage,
         task.version,
         task.dev_retries,
         ctx.config.max_dev_retries,
-        plain(task.validated_sha.as_deref().unwrap_or("-"))
+        plain(task.validated_sha.as_deref().unwrap_or("-")),
+        task.goal.map_or("-", |g| g.as_str())
     ));
     if let (Some(reason), Some(since)) = (&task.hold_reason, task.held_since) {
         ui.line(format!(

@@ -1,17 +1,18 @@
-//! The write of a transition: CAS (or the plain write), history row, event id and counters, in
-//! one transaction.
+//! The write of a transition: CAS (or the plain write), the goal a request states, history row,
+//! event id and counters, in one transaction.
 
 use anyhow::Result;
 
 use super::checks::Reclaimed;
 use super::edge::Step;
-use super::report::{busy, changing_hands, moved_on, AdvanceReport};
+use super::report::{busy, changing_hands, moved_on, AdvanceReport, GoalRequest};
 use crate::config::Config;
 use crate::counter::Counter;
 use crate::error::Exit;
 use crate::gates::GateResult;
 use crate::host;
 use crate::lease::{self, Acquire, HeldLease};
+use crate::stages::goal_ahead;
 use crate::store::{EventRecord, Expected, LeaseRow, NewTransition, Store, Task};
 use crate::ui::Ui;
 
@@ -86,6 +87,11 @@ pub(crate) fn commit_transition(
                     None => return Ok(Written::Lost(None)),
                 }
             };
+            // A request that states a goal (or none) stores it with the move that holds the
+            // task; the goal survives only while still ahead of the stage reached.
+            if let GoalRequest::Set(goal) = req.goal {
+                db.set_goal(None, &snap.id, goal.filter(|g| goal_ahead(*g, edge.to)))?;
+            }
             db.insert_transition(&NewTransition {
                 task_id: &snap.id,
                 from: Some(from),

@@ -26,7 +26,7 @@ pub(crate) struct Step<'a> {
 
 /// What a gated run is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum EdgeGoal {
+pub(crate) enum EdgePurpose {
     /// `orch advance`: gates, then the CAS to the edge's target stage.
     Transition,
     /// `orch merge-gate retest`: the merge sub-gate alone; its passing verdict is stored.
@@ -40,11 +40,11 @@ pub(crate) fn run_edge(
     ui: Ui,
     step: Step,
     lease: HeldLease,
-    goal: EdgeGoal,
+    purpose: EdgePurpose,
 ) -> Result<AdvanceReport> {
     let lease_for_release = lease.clone();
     let result = match repo_config(store, config, &step.snap) {
-        Ok((repo, config)) => run_edge_held(store, &config, ui, step, repo, lease, goal),
+        Ok((repo, config)) => run_edge_held(store, &config, ui, step, repo, lease, purpose),
         Err(err) => Err(err),
     };
     // Every path gives the lease up (the commit and routing paths already did, in their
@@ -77,7 +77,7 @@ fn run_edge_held(
     step: Step,
     repo: RepoRow,
     lease: HeldLease,
-    goal: EdgeGoal,
+    purpose: EdgePurpose,
 ) -> Result<AdvanceReport> {
     let Step {
         req,
@@ -85,9 +85,9 @@ fn run_edge_held(
         edge,
         me,
     } = step;
-    let gate_list: Vec<GateKind> = match goal {
-        EdgeGoal::Transition => edge_gates(edge).to_vec(),
-        EdgeGoal::MergeGateOnly => vec![GateKind::Merge],
+    let gate_list: Vec<GateKind> = match purpose {
+        EdgePurpose::Transition => edge_gates(edge).to_vec(),
+        EdgePurpose::MergeGateOnly => vec![GateKind::Merge],
     };
     let carried = store.read().requeue(&snap.id)?.and_then(|r| {
         let published = r.published_tip.clone();
@@ -162,11 +162,11 @@ fn run_edge_held(
         edge,
         me,
     };
-    match goal {
-        EdgeGoal::Transition => {
+    match purpose {
+        EdgePurpose::Transition => {
             commit_transition(cx.store, config, ui, &step, Some(&lease), results)
         }
-        EdgeGoal::MergeGateOnly => merge_gate_passed(cx.store, &step, &lease, results),
+        EdgePurpose::MergeGateOnly => merge_gate_passed(cx.store, &step, &lease, results),
     }
 }
 

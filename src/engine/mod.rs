@@ -10,4 +10,4 @@ mod report;
 mod route;
 
 pub(crate) use entry::{advance, advance_next, merge_gate_retest};
-pub(crate) use report::{load_task, AdvanceReport, AdvanceRequest};
+pub(crate) use report::{load_task, AdvanceReport, AdvanceRequest, GoalRequest};

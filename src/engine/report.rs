@@ -21,6 +21,21 @@ pub(crate) struct AdvanceRequest {
     pub reason: Option<String>,
     /// Run a re-queued edge before its due time.
     pub force: bool,
+    /// What this step does with the task's goal.
+    pub goal: GoalRequest,
+}
+
+/// What a step does with the task's goal (`tasks.goal`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GoalRequest {
+    /// `orch advance ID --to S [--goal G]`: the latest request governs. The goal (`None`: none)
+    /// is stored once the step holds the task — right after its lease is taken on a gated edge,
+    /// in the commit itself on an ungated one — and cleared the same way by a request without
+    /// one.
+    Set(Option<Stage>),
+    /// A step that follows the goal already stored (`advance --next`, the next edge on the way to
+    /// it) or leaves it alone (`merge-gate retest`).
+    Keep,
 }
 
 /// What one `orch advance` (or `orch merge-gate retest`) did; also the outcome stored with its
@@ -49,8 +64,20 @@ pub(crate) struct AdvanceReport {
     /// For a duplicate event: the outcome of its first delivery.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_outcome: Option<serde_json::Value>,
+    /// The goal the task still has after this step (`advance --goal`): a re-queued edge keeps it
+    /// and `advance --next` continues to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goal: Option<Stage>,
+    /// When this process walked more than one edge on the way to a goal: every step's report in
+    /// order, this one (the last) included. The exit code is the last step's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<AdvanceReport>,
     #[serde(skip)]
     pub exit: Exit,
+    /// A later step on the way to a goal that was refused (lost race, HOLD, …): its message is the
+    /// failure's one line, printed where failures go.
+    #[serde(skip)]
+    pub refused: bool,
 }
 
 impl AdvanceReport {
@@ -69,7 +96,10 @@ impl AdvanceReport {
             requeue: None,
             rollback: None,
             first_outcome: None,
+            goal: None,
+            steps: Vec::new(),
             exit,
+            refused: false,
         }
     }
 

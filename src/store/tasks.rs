@@ -5,7 +5,7 @@ use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
 use super::Db;
-use crate::stages::Stage;
+use crate::stages::{goals_kept_at, Stage};
 
 /// A task as stored.
 #[derive(Clone, Debug, Serialize)]
@@ -126,6 +126,9 @@ impl Db<'_> {
     /// The compare-and-swap: moves the task to `to` only if it is still exactly at the expected
     /// stage and version, not on HOLD, and (under a lease) the caller's token still holds it.
     /// Returns the new version, or `None` when the task is not where the caller saw it.
+    ///
+    /// The task's goal survives the write only while it is still ahead of `to`
+    /// (`stages::goal_ahead`): the goal reached, a rollback or a cancel drops it.
     pub fn cas_stage(
         &self,
         expected: Expected,
@@ -134,12 +137,14 @@ impl Db<'_> {
         dev_retries_delta: i64,
         now: i64,
     ) -> Result<Option<i64>> {
+        let kept = goals_kept_at(to);
         self.conn
             .query_row(
                 "UPDATE tasks
                     SET stage = ?1, version = version + 1, updated_at = ?2,
                         validated_sha = coalesce(?3, validated_sha),
-                        dev_retries = dev_retries + ?4
+                        dev_retries = dev_retries + ?4,
+                        goal = CASE WHEN goal IN (?9, ?10) THEN goal END
                   WHERE id = ?5 AND stage = ?6 AND version = ?7 AND hold_reason IS NULL
                     AND (?8 IS NULL OR EXISTS (
                         SELECT 1 FROM transition_lease WHERE task_id = ?5 AND token = ?8))
@@ -153,6 +158,8 @@ impl Db<'_> {
                     expected.stage.as_str(),
                     expected.version,
                     expected.lease_token,
+                    kept[0],
+                    kept[1],
                 ],
                 |r| r.get(0),
             )
@@ -161,7 +168,7 @@ impl Db<'_> {
     }
 
     /// The plain, unconditional write the kill-switch degrades to. Returns the stage it replaced
-    /// and the new version.
+    /// and the new version. The goal is kept or dropped as by `cas_stage`.
     pub fn plain_write_stage(
         &self,
         task_id: &str,
@@ -173,17 +180,54 @@ impl Db<'_> {
         let Some(before) = self.task(task_id)? else {
             return Ok(None);
         };
+        let kept = goals_kept_at(to);
         self.conn
             .execute(
                 "UPDATE tasks
                     SET stage = ?1, version = version + 1, updated_at = ?2,
                         validated_sha = coalesce(?3, validated_sha),
-                        dev_retries = dev_retries + ?4
+                        dev_retries = dev_retries + ?4,
+                        goal = CASE WHEN goal IN (?6, ?7) THEN goal END
                   WHERE id = ?5",
-                params![to.as_str(), now, validated_sha, dev_retries_delta, task_id],
+                params![
+                    to.as_str(),
+                    now,
+                    validated_sha,
+                    dev_retries_delta,
+                    task_id,
+                    kept[0],
+                    kept[1]
+                ],
             )
             .context("writing a task's stage")?;
         Ok(Some((before.stage, before.version + 1)))
+    }
+
+    /// Stores the goal an `advance --goal` asked for (`None` clears it), under the same
+    /// condition as a CAS when `expected` is given (the caller's lease still held, the task where
+    /// it saw it), else by id alone (the kill-switch's plain write, or inside the transaction that
+    /// has just moved the task). The version does not change. Returns whether the row matched.
+    pub fn set_goal(
+        &self,
+        expected: Option<Expected>,
+        task_id: &str,
+        goal: Option<Stage>,
+    ) -> Result<bool> {
+        let changed = match expected {
+            Some(e) => self.conn.execute(
+                "UPDATE tasks SET goal = ?1
+                  WHERE id = ?2 AND stage = ?3 AND version = ?4 AND hold_reason IS NULL
+                    AND (?5 IS NULL OR EXISTS (
+                        SELECT 1 FROM transition_lease WHERE task_id = ?2 AND token = ?5))",
+                params![goal, task_id, e.stage, e.version, e.lease_token],
+            ),
+            None => self.conn.execute(
+                "UPDATE tasks SET goal = ?1 WHERE id = ?2",
+                params![goal, task_id],
+            ),
+        }
+        .context("storing a task's goal")?;
+        Ok(changed == 1)
     }
 
     /// Puts the task on HOLD under the same condition as a CAS (when `expected` has a stage

@@ -6,6 +6,7 @@ use rusqlite::OptionalExtension;
 use serde::Serialize;
 
 use super::Db;
+use crate::stages::Stage;
 
 /// One row of the `stages` block.
 #[derive(Clone, Debug, Serialize)]
@@ -51,6 +52,8 @@ pub struct HeldTask {
     pub stage: String,
     pub reason: String,
     pub held_since: Option<i64>,
+    /// The goal it keeps through the HOLD.
+    pub goal: Option<Stage>,
 }
 
 impl Db<'_> {
@@ -137,7 +140,7 @@ impl Db<'_> {
     /// The tasks on HOLD, longest held first, at most `limit` (the partial index `tasks_held`).
     pub fn held_tasks(&self, limit: i64) -> Result<Vec<HeldTask>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, stage, hold_reason, held_since FROM tasks
+            "SELECT id, stage, hold_reason, held_since, goal FROM tasks
               WHERE hold_reason IS NOT NULL ORDER BY held_since, id LIMIT ?1",
         )?;
         let rows = stmt.query_map([limit], |r| {
@@ -146,10 +149,23 @@ impl Db<'_> {
                 stage: r.get(1)?,
                 reason: r.get(2)?,
                 held_since: r.get(3)?,
+                goal: r.get(4)?,
             })
         })?;
         rows.collect::<rusqlite::Result<_>>()
             .context("reading held tasks")
+    }
+
+    /// The goal of each task with a pending re-queue, for the tasks that have one: where
+    /// `advance --next` continues to once it runs the edge.
+    pub fn requeue_goals(&self) -> Result<Vec<(String, Stage)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT r.task_id, t.goal FROM requeues r JOIN tasks t ON t.id = r.task_id
+              WHERE t.goal IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .context("reading the goals of re-queued tasks")
     }
 
     /// Since when anything could have needed a reaper: the first repository registered, else the

@@ -538,7 +538,8 @@ fn the_readme_ci_example_reaches_every_branch_under_bash_e() {
         ("E12", "deploy-staging"),
     ] {
         let branch = format!("feat/{}", id.to_lowercase());
-        fx.commit_branch(&branch, "main", &[("notes.txt", id)], id);
+        // A file of its own: E0 merges, and the later ones rebase onto it cleanly.
+        fx.commit_branch(&branch, "main", &[(&format!("{id}.txt"), id)], id);
         fx.add_task(&sb, id, &branch, stage);
     }
     sb.run(&["task", "hold", "E6", "--reason", "a human looks"])
@@ -548,6 +549,10 @@ fn the_readme_ci_example_reaches_every_branch_under_bash_e() {
         "{}:{}",
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
+    );
+    let merge_cmd = format!(
+        "git --git-dir='{}' update-ref refs/heads/main \"$ORCH_MERGE_HEAD\"",
+        fx.remote.display()
     );
     let step = |task: &str, suite_exit: &str, retries: &str| -> Out {
         std::fs::write(&mode, suite_exit).unwrap();
@@ -566,6 +571,8 @@ fn the_readme_ci_example_reaches_every_branch_under_bash_e() {
             .env("TASK", task)
             .env("ORCH_MERGE_RETEST_CMD", &suite)
             .env("ORCH_COVERAGE_CMD", "")
+            // The example walks on to done (`--goal done`): the forge fast-forwards main.
+            .env("ORCH_MERGE_CMD", &merge_cmd)
             .env("ORCH_MERGE_INFRA_RETRY_MAX", retries)
             .stdin(std::process::Stdio::null())
             .current_dir(sb.path());

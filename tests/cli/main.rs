@@ -15,6 +15,7 @@ mod events;
 mod exec;
 mod foundation;
 mod gates;
+mod goal;
 mod layers;
 mod merge_gate;
 mod merge_verify;

@@ -277,7 +277,7 @@ fn task_show_tells_the_story_of_transitions_a_red_gate_and_a_hold() {
 }
 
 /// A database with tasks in several stages, one held, one rolled back by a red gate and one
-/// re-queued after an infra failure (its remote is gone).
+/// re-queued after an infra failure (its remote is gone) on its way to a goal of `done`.
 fn busy_queue() -> Sandbox {
     let sb = Sandbox::new();
     let fx = Fixture::new(&sb);
@@ -316,7 +316,9 @@ fn busy_queue() -> Sandbox {
     std::fs::rename(&lib.remote, sb.path().join("gone.git")).unwrap();
     orch(
         &sb,
-        &["advance", "B-INFRA", "--to", "deploy", "--actor", "ci-bot"],
+        &[
+            "advance", "B-INFRA", "--to", "deploy", "--goal", "done", "--actor", "ci-bot",
+        ],
         &[("ORCH_MERGE_INFRA_RETRY_BACKOFF_S", "3600")],
     )
     .expect(11);

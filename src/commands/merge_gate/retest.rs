@@ -5,7 +5,7 @@ use clap::Args;
 
 use crate::commands::advance::{check_request, print};
 use crate::config::default_actor;
-use crate::engine::{self, AdvanceRequest};
+use crate::engine::{self, AdvanceRequest, GoalRequest};
 use crate::error::Exit;
 use crate::stages::Stage;
 use crate::store::Store;
@@ -38,6 +38,8 @@ pub(super) fn run(ctx: &Context, args: RetestArgs) -> Result<Exit> {
         validated_sha: None,
         reason: None,
         force: args.force,
+        // The sub-gate alone moves nothing: the task's goal is left as it is.
+        goal: GoalRequest::Keep,
     };
     let mut store = Store::open(&ctx.config.db_path)?;
     let report = engine::merge_gate_retest(&mut store, &ctx.config, ctx.ui, &request)?;
