@@ -107,6 +107,7 @@ fn run_edge_held(
         edge,
         base_tip: None,
         head: None,
+        retested: None,
         carried,
         published: None,
     };
@@ -136,6 +137,12 @@ fn run_edge_held(
             ));
             if let Some(head) = &result.head {
                 cx.head = Some(head.clone());
+            }
+            if gate == GateKind::Merge {
+                cx.retested = result.report.clone().map(|report| gates::Retested {
+                    run_id: result.run_id,
+                    report,
+                });
             }
             results.push(result);
             continue;
@@ -246,7 +253,7 @@ fn record_pass(cx: &mut GateCx, result: &GateResult) -> Result<bool> {
                 } else {
                     "skipped"
                 },
-                coverage: None,
+                coverage: result.report.as_ref().and_then(|r| r.percent()),
                 run_id: result.run_id,
                 at: now,
             })?;
