@@ -120,6 +120,18 @@ fn a_gated_deploy_runs_the_suite_once_with_the_retests_report_and_twice_with_a_c
             "tested|100.0"
         );
         assert_eq!(sb.stage_of("C").0, "deploy");
+        // Where the kernel has Landlock, the re-test wrote its report confined.
+        let doctor = sb.run(&["--json", "doctor"]).json();
+        if doctor["sandbox"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("landlock")
+        {
+            assert_eq!(
+                sb.sqlite("SELECT count(*) FROM runs WHERE sandbox NOT LIKE 'landlock%' OR sandbox IS NULL"),
+                "0"
+            );
+        }
     }
 }
 
