@@ -277,10 +277,6 @@ impl Value for f64 {
     }
 }
 
-/// The coverage gate's default: the suite under pytest-cov, writing the JSON report orch reads.
-pub const DEFAULT_COVERAGE_CMD: &str =
-    "python3 -m pytest -q --cov --cov-report=json:\"$ORCH_COVERAGE_REPORT\"";
-
 /// Names orch sets (never reads) in the environment of the commands it runs.
 pub const SET_FOR_COMMANDS: &[&str] = &[
     "ORCH_TASK_ID",
@@ -504,7 +500,7 @@ impl Config {
             merge_defer_max_attempts: l.get("ORCH_MERGE_DEFER_MAX_ATTEMPTS", "20"),
             security_cmd: l.get("ORCH_SECURITY_GATE_CMD", ""),
             security_timeout: l.get("ORCH_SECURITY_GATE_TIMEOUT_S", "600"),
-            coverage_cmd: l.get("ORCH_COVERAGE_CMD", DEFAULT_COVERAGE_CMD),
+            coverage_cmd: l.get("ORCH_COVERAGE_CMD", ""),
             coverage_timeout: l.get("ORCH_COVERAGE_TIMEOUT_S", "900"),
             coverage_min: l.get("ORCH_COVERAGE_MIN", "0"),
             image_freshness_cmd: l.get("ORCH_IMAGE_FRESHNESS_CMD", ""),

@@ -78,7 +78,8 @@ pub(crate) fn run(ctx: &Context, _args: DoctorArgs) -> Result<Exit> {
     let programs = check_programs(config, &mut problems);
     let (database, missing) = check_database(ctx, &mut problems);
     let sandbox = check_sandbox(config, &mut problems);
-    let warnings = check_privacy(config);
+    let mut warnings = check_privacy(config);
+    warnings.extend(check_coverage(config));
     let report = Report {
         ok: problems.is_empty(),
         stage_transitions: STAGE_TRANSITIONS
@@ -165,6 +166,22 @@ fn check_privacy(config: &Config) -> Vec<String> {
     warnings
 }
 
+/// A coverage minimum that nothing may measure: no coverage command, and a re-test that never
+/// names `$ORCH_COVERAGE_REPORT` (a script may still write it, so this is a warning, not a
+/// problem).
+fn check_coverage(config: &Config) -> Option<String> {
+    let unmeasured = config.coverage_min > 0.0
+        && config.coverage_cmd.is_none()
+        && !config.merge_retest_cmd.contains("ORCH_COVERAGE_REPORT");
+    unmeasured.then(|| {
+        format!(
+            "ORCH_COVERAGE_MIN is {}% but ORCH_COVERAGE_CMD is unset and ORCH_MERGE_RETEST_CMD never mentions $ORCH_COVERAGE_REPORT: unless the re-test writes its coverage report there, every gated deploy holds (fix: ORCH_MERGE_RETEST_CMD='{}', or set ORCH_COVERAGE_CMD)",
+            config.coverage_min,
+            crate::gates::checks::EXAMPLE_RETEST
+        )
+    })
+}
+
 /// The shell's own words: a command that starts with one of these runs no program to look for.
 const SHELL_WORDS: &[&str] = &[
     "!", "{", "}", "[[", "]]", "case", "do", "done", "elif", "else", "esac", "fi", "for",
@@ -207,7 +224,7 @@ fn check_programs(config: &Config, problems: &mut Vec<String>) -> Vec<ProgramChe
         (
             "ORCH_COVERAGE_CMD",
             config.coverage_cmd.as_deref(),
-            "; set it empty to skip the gate",
+            "; unset it to judge the re-test's own report",
         ),
         (
             "ORCH_IMAGE_FRESHNESS_CMD",

@@ -106,6 +106,7 @@ fn run_edge_held(
         edge,
         base_tip: None,
         head: None,
+        retested: None,
         carried,
         published: None,
     };
@@ -135,6 +136,12 @@ fn run_edge_held(
             ));
             if let Some(head) = &result.head {
                 cx.head = Some(head.clone());
+            }
+            if gate == GateKind::Merge {
+                cx.retested = result.report.clone().map(|report| gates::Retested {
+                    run_id: result.run_id,
+                    report,
+                });
             }
             results.push(result);
             continue;

@@ -14,6 +14,7 @@
 
 use anyhow::{bail, Context, Result};
 
+use super::checks;
 use super::registry::program_problem;
 use super::worktree::{mirror, run_gate_command, with_clone, with_worktree, GateCommand};
 use super::{classify_run, GateCx, GateKind, GateResult, InfraKind, Verdict};
@@ -280,6 +281,7 @@ fn in_worktree(cx: &mut GateCx, commits: &Commits, worktree: &Repo) -> Result<Ga
     let mut result = if !moved
         && cx.config.merge_skip_when_current
         && cx.task.validated_sha.as_deref() == Some(head.as_str())
+        && !checks::needs_retest_report(cx, &head)?
     {
         cx.store
             .write(|db| db.count(Counter::MergeSkippedCurrent, 1))?;
@@ -312,9 +314,13 @@ fn in_worktree(cx: &mut GateCx, commits: &Commits, worktree: &Repo) -> Result<Ga
     Ok(result)
 }
 
+/// The re-test: the suite once, in a throwaway clone of the rebased head. It may write a coverage
+/// report at `$ORCH_COVERAGE_REPORT` (a place no commit can fill); a passing run's report is read
+/// before the clone goes, for the coverage gate and the verdict.
 fn run_suite(cx: &mut GateCx, clone: &Repo) -> Result<GateResult> {
     let repo = cx.task.repo.clone();
     let command = cx.config.merge_retest_cmd.clone();
+    let report = checks::report_path(clone)?;
     let run = run_gate_command(
         cx,
         GateCommand {
@@ -322,7 +328,7 @@ fn run_suite(cx: &mut GateCx, clone: &Repo) -> Result<GateResult> {
             command: &command,
             timeout: cx.config.merge_retest_timeout,
             cwd: &clone.dir,
-            extra_env: Vec::new(),
+            extra_env: vec![("ORCH_COVERAGE_REPORT".into(), report.display().to_string())],
             exit_codes: ExitCodes::Pytest,
             merge_lock: Some(&repo),
         },
@@ -330,6 +336,9 @@ fn run_suite(cx: &mut GateCx, clone: &Repo) -> Result<GateResult> {
     crate::fault::point("merge.after_retest");
     let mut result = GateResult::new(GATE, classify_run(&run));
     result.run_id = run.run_id;
+    if result.verdict.is_pass() {
+        result.report = Some(checks::read_report(&report));
+    }
     if let runner::RunOutcome::Timeout { evidence } = &run.outcome {
         result.evidence = serde_json::to_value(evidence).ok();
     }

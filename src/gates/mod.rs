@@ -15,4 +15,6 @@ pub(crate) mod worktree;
 pub(crate) use crate::outcome::{GateKind, InfraKind, Verdict};
 pub(crate) use record::record_pass;
 pub(crate) use registry::{edge_gates, preflight, run};
-pub(crate) use result::{classify_run, exit_said, last_line, GateCx, GateResult};
+pub(crate) use result::{
+    classify_run, exit_said, last_line, CoverageReport, GateCx, GateResult, Retested,
+};

@@ -45,7 +45,7 @@ pub(crate) fn record_pass(cx: &mut GateCx, result: &GateResult) -> Result<bool> 
                 target,
                 config_hash: &config.retest_hash(),
                 how,
-                coverage: None,
+                coverage: result.report.as_ref().and_then(|r| r.percent()),
                 run_id: result.run_id,
                 at: now,
             })?;

@@ -39,6 +39,39 @@ pub(crate) struct GateResult {
     /// The verdict is a stored one, reused as it is: nothing new is stored.
     #[serde(skip)]
     pub reused: bool,
+    /// What a passing re-test left at `$ORCH_COVERAGE_REPORT` (the merge gate's, when its suite
+    /// ran); the coverage gate judges it and the verdict keeps its percent.
+    #[serde(skip)]
+    pub report: Option<CoverageReport>,
+}
+
+/// A coverage report a gate command was asked to write at `$ORCH_COVERAGE_REPORT`, read before
+/// its clone was removed. The agent's code wrote it: untrusted, read within bounds.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum CoverageReport {
+    /// No file there.
+    Absent,
+    /// Its total percent (`totals.percent_covered`).
+    Percent(f64),
+    /// A file orch cannot judge, and why (completes "the coverage report …").
+    Unreadable(String),
+}
+
+/// A passing re-test of this step: its run, and what it left at `$ORCH_COVERAGE_REPORT`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Retested {
+    pub run_id: Option<i64>,
+    pub report: CoverageReport,
+}
+
+impl CoverageReport {
+    /// The percent it measured, if it did.
+    pub(crate) fn percent(&self) -> Option<f64> {
+        match self {
+            CoverageReport::Percent(p) => Some(*p),
+            _ => None,
+        }
+    }
 }
 
 impl GateResult {
@@ -56,6 +89,7 @@ impl GateResult {
             lock_holder: None,
             how: None,
             reused: false,
+            report: None,
         }
     }
 }
@@ -76,6 +110,9 @@ pub(crate) struct GateCx<'a> {
     pub base_tip: Option<String>,
     /// The head the merge gate judged (the rebased tip), for the gates after it.
     pub head: Option<String>,
+    /// The merge gate's re-test on this step, for the coverage gate; `None` when none ran (a
+    /// reused verdict, skip-when-current).
+    pub retested: Option<Retested>,
     /// The budget key of this edge's pending re-queue, carried into this run.
     pub carried: Option<BudgetKey>,
     /// The rebased tip this run published as the task branch, if it did.

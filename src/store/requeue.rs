@@ -345,6 +345,28 @@ impl Db<'_> {
             .context("reading a verdict")
     }
 
+    /// The coverage the latest passing verdict of `gate` for exactly `head` under the
+    /// configuration `config_hash` measured (its re-test's own report), and that re-test's run.
+    pub fn measured_coverage(
+        &self,
+        task_id: &str,
+        gate: GateKind,
+        head: &str,
+        config_hash: &str,
+    ) -> Result<Option<(f64, Option<i64>)>> {
+        self.conn
+            .query_row(
+                "SELECT coverage, run_id FROM verdicts
+                  WHERE task_id = ?1 AND gate = ?2 AND head_sha = ?3 AND config_hash = ?4
+                    AND coverage IS NOT NULL
+                  ORDER BY id DESC LIMIT 1",
+                params![task_id, gate, head, config_hash],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .context("reading a verdict's coverage")
+    }
+
     /// Records the coverage a task's head measured, as its repository's latest.
     pub fn record_coverage(
         &self,

@@ -937,17 +937,21 @@ fn a_python_without_pytest_is_a_config_hold_not_a_red() {
         ("ORCH_MERGE_RETEST_CMD", "python3 -m pytest -q".into()),
         ("PATH", path.clone()),
     ]);
-    // The default coverage command runs pytest too: found at the edge's start.
-    let out = run(&sb, &["advance", "M", "--to", "deploy"], &env).expect(12);
+    // A coverage command that runs pytest too: found at the edge's start.
+    let mut with_cov = env.clone();
+    with_cov.push((
+        "ORCH_COVERAGE_CMD".into(),
+        "python3 -m pytest -q --cov --cov-report=json:\"$ORCH_COVERAGE_REPORT\"".into(),
+    ));
+    let out = run(&sb, &["advance", "M", "--to", "deploy"], &with_cov).expect(12);
     assert!(
         one_line(&out).contains("gate coverage config"),
         "{}",
         out.stdout
     );
     sb.run(&["task", "release", "M"]).expect(0);
-    // Without coverage, the re-test's own check finds it before the re-test runs.
-    let mut env = env;
-    env.push(("ORCH_COVERAGE_CMD".into(), String::new()));
+    // Without a coverage command (the default), the re-test's own check finds it before the
+    // re-test runs.
     let out = run(&sb, &["advance", "M", "--to", "deploy"], &env).expect(12);
     let line = one_line(&out);
     assert!(

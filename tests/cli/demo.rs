@@ -55,6 +55,25 @@ fn the_demo_runs_to_the_end_with_pytest() {
         out.stdout
     );
     assert!(!out.stdout.contains("pytest is not installed"));
+    // One suite run per deploy: DEMO-1's re-test wrote the coverage report the coverage gate
+    // judged; the coverage gate ran nothing of its own.
+    let db = demo_dir(&out).join("state/orch.db");
+    let query = |sql: &str| {
+        let out = std::process::Command::new("sqlite3")
+            .arg(&db)
+            .arg(sql)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(
+        query("SELECT group_concat(gate, ',') FROM (SELECT gate FROM runs WHERE task_id = 'DEMO-1' ORDER BY id)"),
+        "security,merge,image-freshness,merge-verify"
+    );
+    assert_eq!(
+        query("SELECT outcome, detail LIKE '%from the re-test''s report%' FROM gate_events WHERE task_id = 'DEMO-1' AND gate = 'coverage'"),
+        "passed|1"
+    );
     // Where the kernel has Landlock, the demo's gate commands ran confined: the default the
     // README's first command must work under.
     // Whether this kernel has Landlock, as orch itself judges it (`doctor`'s `sandbox`).

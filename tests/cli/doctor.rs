@@ -114,7 +114,7 @@ fn git_missing_from_path_is_a_problem_with_a_fix() {
         problems.contains("`git` is not on PATH (fix: install git"),
         "{problems}"
     );
-    // The default re-test and coverage commands run python3, which is not there either.
+    // The default re-test runs python3, which is not there either.
     assert!(
         problems.contains("ORCH_MERGE_RETEST_CMD runs `python3`"),
         "{problems}"

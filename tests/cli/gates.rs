@@ -18,6 +18,10 @@ fn forge_merge_cmd(marker: &Path) -> String {
     format!("echo ran >> '{}'; {}", marker.display(), merge_script("ff"))
 }
 
+/// A re-test that writes the coverage report the coverage gate judges.
+const PYTEST_COV: &str =
+    "python3 -m pytest -q -p no:cacheprovider --cov --cov-report=json:\"$ORCH_COVERAGE_REPORT\"";
+
 fn last_reason(sb: &Sandbox) -> String {
     sb.sqlite("SELECT reason FROM transitions ORDER BY id DESC LIMIT 1")
 }
@@ -43,7 +47,11 @@ fn each_gate_red_in_turn_rolls_back_naming_the_gate() {
         ("merge", vec![], &[("test_red.py", RED_TEST)]),
         (
             "coverage",
-            vec![("ORCH_COVERAGE_MIN", "100".into())],
+            vec![
+                ("ORCH_COVERAGE_MIN", "100".into()),
+                // The re-test writes the report the coverage gate judges.
+                ("ORCH_MERGE_RETEST_CMD", PYTEST_COV.into()),
+            ],
             &[
                 ("extra.py", "def never_called():\n    return 1\n"),
                 (
@@ -105,7 +113,10 @@ fn unconfigured_gates_are_skipped_and_the_history_says_so_and_coverage_is_measur
     let fx = Fixture::new(&sb);
     fx.commit_branch("feat/k", "main", &[("notes.txt", "k\n")], "k");
     fx.add_task(&sb, "K", "feat/k", "deploy-staging");
-    let env = env_with(&[("ORCH_COVERAGE_MIN", "50".into())]);
+    let env = env_with(&[
+        ("ORCH_COVERAGE_MIN", "50".into()),
+        ("ORCH_MERGE_RETEST_CMD", PYTEST_COV.into()),
+    ]);
     let json = run(&sb, &["advance", "K", "--to", "deploy", "--json"], &env)
         .expect(0)
         .json();

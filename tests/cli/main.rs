@@ -5,6 +5,7 @@ mod invariants;
 mod support;
 
 mod classify;
+mod coverage;
 #[cfg(feature = "fault-injection")]
 mod crash;
 mod demo;
