@@ -26,16 +26,33 @@ for name in ORCH_REPO_URL ORCH_BRANCH ORCH_MERGE_HEAD; do
     [ -n "$value" ] || die "$name is not set (orch sets it for ORCH_MERGE_CMD)" 2
 done
 
-# OWNER/NAME from the registered URL: https://github.com/O/N(.git), git@github.com:O/N(.git) or
-# ssh://git@github.com/O/N(.git).
-slug=$(printf '%s\n' "$ORCH_REPO_URL" |
-    sed -E -e 's#^(https://github\.com/|ssh://git@github\.com/|git@github\.com:)##' -e 's#\.git$##')
+# OWNER/NAME from the registered URL, which must be exactly https://github.com/OWNER/NAME,
+# git@github.com:OWNER/NAME or ssh://git@github.com/OWNER/NAME (each with or without .git):
+# anything else — another host, a path, more segments — would have gh merge somewhere else.
+not_github() {
+    shown=$(printf '%s' "$ORCH_REPO_URL" | tr -c '[:print:]' '?')
+    die "ORCH_REPO_URL '$shown' is not a github.com repository URL (https://github.com/OWNER/NAME, git@github.com:OWNER/NAME or ssh://git@github.com/OWNER/NAME)" 2
+}
+case $ORCH_REPO_URL in
+https://github.com/*) slug=${ORCH_REPO_URL#https://github.com/} ;;
+git@github.com:*) slug=${ORCH_REPO_URL#git@github.com:} ;;
+ssh://git@github.com/*) slug=${ORCH_REPO_URL#ssh://git@github.com/} ;;
+*) not_github ;;
+esac
+slug=${slug%.git}
 case $slug in
 */*) ;;
-*) die "cannot tell OWNER/NAME from ORCH_REPO_URL '$ORCH_REPO_URL'" 2 ;;
+*) not_github ;;
 esac
-case $slug in
-*://* | */*/*) die "ORCH_REPO_URL '$ORCH_REPO_URL' is not a github.com repository URL" 2 ;;
+owner=${slug%%/*}
+name=${slug#*/}
+# GitHub's own rules: an owner is letters, digits and inner dashes; a name letters, digits,
+# `.`, `_` and `-`, never `.` or `..`.
+case $owner in
+'' | -* | *[!A-Za-z0-9-]*) not_github ;;
+esac
+case $name in
+'' | . | .. | *[!A-Za-z0-9._-]*) not_github ;;
 esac
 
 case ${GH_MERGE_METHOD:-squash} in

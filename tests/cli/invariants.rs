@@ -2,12 +2,39 @@
 //! database, the processes and the remotes, checked from the outside.
 
 use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 use crate::support::{git, pid_alive, Fixture, Sandbox};
 
 /// Panics with every violation found.
 #[track_caller]
 pub(crate) fn check(sb: &Sandbox, fixtures: &[&Fixture]) {
+    let violations = violations(sb, fixtures);
+    assert!(
+        violations.is_empty(),
+        "invariants violated:\n  {}",
+        violations.join("\n  ")
+    );
+}
+
+/// `check`, and the bors rule (`tested_tree_violations`): panics with every violation of both;
+/// returns how many times each target moved.
+#[track_caller]
+pub(crate) fn check_with_tested_trees(sb: &Sandbox, repos: &[(&str, &Fixture)]) -> Vec<usize> {
+    let fixtures: Vec<&Fixture> = repos.iter().map(|(_, fx)| *fx).collect();
+    let mut violations = violations(sb, &fixtures);
+    let moves = tested_tree_violations(sb, repos, &mut violations);
+    assert!(
+        violations.is_empty(),
+        "invariants violated:\n  {}",
+        violations.join("\n  ")
+    );
+    moves
+}
+
+/// Everything `check` finds wrong.
+fn violations(sb: &Sandbox, fixtures: &[&Fixture]) -> Vec<String> {
     let mut violations = Vec::new();
     let q = |sql: &str| sb.sqlite(sql);
 
@@ -112,23 +139,20 @@ pub(crate) fn check(sb: &Sandbox, fixtures: &[&Fixture]) {
         }
     }
 
-    // done only with proof of merge of the re-tested head in the remote.
+    // done only with proof of merge: some remote's main holds the re-tested tree just above
+    // the base it was tested on.
     for id in q("SELECT id FROM tasks WHERE stage = 'done'").lines() {
-        let head = q(&format!(
-            "SELECT head_sha FROM verdicts WHERE task_id = '{id}' AND gate = 'merge' ORDER BY id DESC LIMIT 1"
+        let verdict = q(&format!(
+            "SELECT head_sha || '|' || target_sha FROM verdicts WHERE task_id = '{id}' AND gate = 'merge' ORDER BY id DESC LIMIT 1"
         ));
-        let proven = !head.is_empty()
-            && fixtures.iter().any(|fx| {
-                std::process::Command::new("git")
-                    .arg("-C")
-                    .arg(&fx.remote)
-                    .args(["merge-base", "--is-ancestor", &head, "main"])
-                    .status()
-                    .is_ok_and(|s| s.success())
-            });
+        let proven = verdict.split_once('|').is_some_and(|(head, base)| {
+            fixtures
+                .iter()
+                .any(|fx| target_holds_tree(&fx.remote, head, base))
+        });
         if !proven {
             violations.push(format!(
-                "task {id} is done but its head {head:?} is not in any remote's main"
+                "task {id} is done but no remote's main holds its re-tested tree (head|base {verdict:?})"
             ));
         }
     }
@@ -142,11 +166,20 @@ pub(crate) fn check(sb: &Sandbox, fixtures: &[&Fixture]) {
             v
         }
     };
-    let transitions = q("SELECT count(*) FROM transitions");
+    // `transitions.total` counts stage changes; a registration at a stage (`task add --stage S
+    // --force`, version 1's row) is counted by `tasks.added`.
+    let transitions = q("SELECT count(*) FROM transitions WHERE from_stage IS NOT NULL");
     if counter("transitions.total") != transitions {
         violations.push(format!(
-            "transitions.total {} ≠ {transitions} transitions",
+            "transitions.total {} ≠ {transitions} stage changes",
             counter("transitions.total")
+        ));
+    }
+    let tasks = q("SELECT count(*) FROM tasks");
+    if counter("tasks.added") != tasks {
+        violations.push(format!(
+            "tasks.added {} ≠ {tasks} tasks",
+            counter("tasks.added")
         ));
     }
     let rollbacks = q(
@@ -181,10 +214,93 @@ pub(crate) fn check(sb: &Sandbox, fixtures: &[&Fixture]) {
         }
         let _ = git(&fx.remote, &["rev-parse", "main"]);
     }
+    violations
+}
 
-    assert!(
-        violations.is_empty(),
-        "invariants violated:\n  {}",
-        violations.join("\n  ")
-    );
+/// git in `dir` with stderr dropped: trimmed stdout, or `None` when it fails (a commit another
+/// repository's remote does not have, say).
+fn git_quiet(dir: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The proof of merge, from the outside: `base` is on the first-parent chain of the remote's
+/// `main`, and one of the first n commits above it on that chain (n: the commits `head` has over
+/// `base`, at least one) has `head`'s tree — a fast-forward, a merge commit, a squash or a
+/// rebase-merge of `head`, possibly with more merges on top.
+fn target_holds_tree(remote: &Path, head: &str, base: &str) -> bool {
+    let Some(n) = git_quiet(remote, &["rev-list", "--count", &format!("{base}..{head}")])
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    else {
+        return false;
+    };
+    let (Some(tree), Some(chain)) = (
+        git_quiet(remote, &["rev-parse", &format!("{head}^{{tree}}")]),
+        git_quiet(
+            remote,
+            &["log", "--first-parent", "--format=%H %T", "main", "--"],
+        ),
+    ) else {
+        return false;
+    };
+    // Newest first: the commits above `base` are the ones before it.
+    let chain: Vec<(&str, &str)> = chain.lines().filter_map(|l| l.split_once(' ')).collect();
+    let Some(at) = chain.iter().position(|(commit, _)| *commit == base) else {
+        return false;
+    };
+    chain[..at].iter().rev().take(n).any(|(_, t)| *t == tree)
+}
+
+/// The bors rule, checked from the outside: every commit each repository's target pointed at
+/// since the fixture was made (its remote's reflog, `Fixture::target_history`, all but the first
+/// entry) has a tree that a passing run of a task of that repository printed as `tree=<sha>` —
+/// the suites print `git rev-parse HEAD^{tree}` of what they test, and the trees are read back
+/// through `orch run show N --json`. `repos` pairs each registered repository with its fixture.
+/// Appends each violation; returns how many times each target moved.
+fn tested_tree_violations(
+    sb: &Sandbox,
+    repos: &[(&str, &Fixture)],
+    violations: &mut Vec<String>,
+) -> Vec<usize> {
+    let mut moves = Vec::new();
+    for (repo, fx) in repos {
+        let mut tested = HashSet::new();
+        let runs = sb.sqlite(&format!(
+            "SELECT r.id FROM runs r JOIN tasks t ON t.id = r.task_id WHERE t.repo = '{repo}' ORDER BY r.id"
+        ));
+        for run in runs.lines() {
+            let shown = sb.run(&["run", "show", run, "--json"]).expect(0).json();
+            if shown["outcome"] != "passed" {
+                continue;
+            }
+            let output = shown["output"].as_str().unwrap_or("");
+            tested.extend(
+                output
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("tree="))
+                    .map(str::to_string),
+            );
+        }
+        let history = fx.target_history();
+        moves.push(history.len().saturating_sub(1));
+        for commit in history.iter().skip(1) {
+            let tree = git(&fx.remote, &["rev-parse", &format!("{commit}^{{tree}}")]);
+            if !tested.contains(&tree) {
+                let what = git(&fx.remote, &["log", "-1", "--format=%p → %s", commit, "--"]);
+                violations.push(format!(
+                    "{repo}: main pointed at {commit} (tree {tree}, parents {what}), a tree no passing run tested"
+                ));
+            }
+        }
+    }
+    moves
 }

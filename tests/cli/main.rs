@@ -14,6 +14,7 @@ mod doctor;
 mod edge;
 mod events;
 mod exec;
+mod forge_scripts;
 mod foundation;
 mod gates;
 mod goal;
