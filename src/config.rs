@@ -657,16 +657,17 @@ impl Config {
         let defer_window = self
             .merge_defer_delay
             .saturating_mul(self.merge_defer_max_attempts);
-        // The merge lock's whole span: merge-verify holds it across a re-test and the merge
-        // command, each killed after its timeout plus the grace.
+        // The merge lock's whole span: at worst merge-verify holds it across a merge command
+        // that fails because the target moved, the re-test that follows, and a second merge
+        // command — each killed after its timeout plus the grace.
+        let merge = self.merge_cmd_timeout.saturating_add(self.kill_grace);
         let span = self
             .merge_retest_timeout
             .saturating_add(self.kill_grace)
-            .saturating_add(self.merge_cmd_timeout)
-            .saturating_add(self.kill_grace);
+            .saturating_add(merge.saturating_mul(2));
         if defer_window < span {
             violations.push(format!(
-                "ORCH_MERGE_DEFER_DELAY_S × ORCH_MERGE_DEFER_MAX_ATTEMPTS ({}s) must cover the merge lock's whole span, ORCH_MERGE_RETEST_TIMEOUT_S + ORCH_KILL_GRACE_S + ORCH_MERGE_CMD_TIMEOUT_S + ORCH_KILL_GRACE_S ({}s: merge-verify holds the lock across a re-test and the merge command), or a lock-busy task gives up while the holder may still run; raise the deferral delay or attempts",
+                "ORCH_MERGE_DEFER_DELAY_S × ORCH_MERGE_DEFER_MAX_ATTEMPTS ({}s) must cover the merge lock's whole span, ORCH_MERGE_RETEST_TIMEOUT_S + ORCH_KILL_GRACE_S + 2 × (ORCH_MERGE_CMD_TIMEOUT_S + ORCH_KILL_GRACE_S) ({}s: merge-verify may hold the lock across a merge command refused because the target moved, a re-test and a second merge command), or a lock-busy task gives up while the holder may still run; raise the deferral delay or attempts",
                 defer_window.as_secs(),
                 span.as_secs()
             ));
@@ -860,29 +861,29 @@ mod tests {
 
     #[test]
     fn the_deferral_window_must_cover_the_merge_locks_whole_span() {
-        // 60 + 1 + 120 + 1 = 182 s: a re-test and the merge command, each with the grace.
+        // 60 + 1 + 2 × (120 + 1) = 303 s: a re-test and two merge commands, each with the grace.
         let short = load(&[
             ("ORCH_MERGE_RETEST_TIMEOUT_S", "60"),
             ("ORCH_KILL_GRACE_S", "1"),
             ("ORCH_MERGE_DEFER_DELAY_S", "1"),
-            ("ORCH_MERGE_DEFER_MAX_ATTEMPTS", "181"),
+            ("ORCH_MERGE_DEFER_MAX_ATTEMPTS", "302"),
         ]);
         let violations = short.invariant_violations();
         assert_eq!(violations.len(), 1, "{violations:?}");
         assert!(
-            violations[0].starts_with("ORCH_MERGE_DEFER_DELAY_S × ORCH_MERGE_DEFER_MAX_ATTEMPTS (181s) must cover the merge lock's whole span")
+            violations[0].starts_with("ORCH_MERGE_DEFER_DELAY_S × ORCH_MERGE_DEFER_MAX_ATTEMPTS (302s) must cover the merge lock's whole span")
                 && violations[0].contains("ORCH_MERGE_CMD_TIMEOUT_S")
-                && violations[0].contains("(182s"),
+                && violations[0].contains("(303s"),
             "{violations:?}"
         );
         let covered = load(&[
             ("ORCH_MERGE_RETEST_TIMEOUT_S", "60"),
             ("ORCH_KILL_GRACE_S", "1"),
             ("ORCH_MERGE_DEFER_DELAY_S", "1"),
-            ("ORCH_MERGE_DEFER_MAX_ATTEMPTS", "182"),
+            ("ORCH_MERGE_DEFER_MAX_ATTEMPTS", "303"),
         ]);
         assert!(covered.invariant_violations().is_empty());
-        // The defaults: 20 × 60 s = 1200 s ≥ 900 + 20 + 120 + 20.
+        // The defaults: 20 × 60 s = 1200 s ≥ 900 + 20 + 2 × (120 + 20).
         assert!(load(&[]).invariant_violations().is_empty());
     }
 

@@ -37,6 +37,10 @@ const CALC: &str = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    re
 const TEST_CALC: &str = "from calc import add, mul\n\n\ndef test_add():\n    assert add(2, 3) == 5\n\n\ndef test_mul():\n    assert mul(2, 3) == 6\n";
 const RED_TEST: &str = "from calc import add\n\n\ndef test_add_is_commutative_for_strings():\n    assert add('a', 'b') == add('b', 'a')\n";
 
+/// The shipped forge script for a bare repository, as `examples/merge/bare-repo.sh` has it: the
+/// demo runs without the source tree.
+const FORGE_SCRIPT: &str = include_str!("../examples/merge/bare-repo.sh");
+
 /// A suite that starts three workers deaf to SIGINT/SIGTERM (like pytest-xdist's on a starved
 /// machine), records their pids, and hangs.
 const STARVED_SUITE: &str = r#"import os, signal, subprocess, sys, time
@@ -250,6 +254,11 @@ impl Demo {
         )?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))?;
+        // The forge's merge: the shipped script for a bare repository (examples/merge/), which
+        // moves main from exactly $ORCH_MERGE_BASE, the tip the re-test ran on.
+        let forge = dir.join("bare-repo.sh");
+        std::fs::write(&forge, FORGE_SCRIPT)?;
+        std::fs::set_permissions(&forge, std::fs::Permissions::from_mode(0o755))?;
         let alerts = dir.join("alerts.jsonl");
         // Under the gate sandbox (Landlock, the default where the kernel has it) a suite may
         // write only its working copy, its TMPDIR and what the operator grants; the demo's
@@ -273,20 +282,14 @@ impl Demo {
                 "ORCH_SECURITY_GATE_CMD".into(),
                 "python3 -c \"print('security scan: no findings')\"".into(),
             ),
-            (
-                "ORCH_MERGE_CMD".into(),
-                format!(
-                    "git --git-dir='{}' update-ref refs/heads/main \"$ORCH_MERGE_HEAD\"",
-                    remote.display()
-                ),
-            ),
+            ("ORCH_MERGE_CMD".into(), format!("'{}'", forge.display())),
             (
                 "ORCH_ALERT_CMD".into(),
                 format!("cat >> '{}'", alerts.display()),
             ),
             ("ORCH_MERGE_INFRA_RETRY_BACKOFF_S".into(), "1".into()),
             ("ORCH_MERGE_DEFER_DELAY_S".into(), "1".into()),
-            ("ORCH_MERGE_DEFER_MAX_ATTEMPTS".into(), "200".into()),
+            ("ORCH_MERGE_DEFER_MAX_ATTEMPTS".into(), "400".into()),
             ("ORCH_MERGE_RETEST_TIMEOUT_S".into(), "60".into()),
             ("ORCH_KILL_GRACE_S".into(), "1".into()),
             ("ORCH_TRANSITION_LEASE_RENEW_S".into(), "2".into()),
@@ -297,7 +300,7 @@ impl Demo {
             ("GIT_COMMITTER_EMAIL".into(), "demo@orch.invalid".into()),
         ];
         self.say(&format!(
-            "a Python project with a bare remote at {} (its pre-receive hook refuses any push to main)",
+            "a Python project with a bare remote at {} (its pre-receive hook refuses any push to main; the forge merges with the shipped examples/merge/bare-repo.sh, a compare-and-swap from the re-tested tip)",
             remote.display()
         ));
         let url = remote.display().to_string();

@@ -711,8 +711,11 @@ fn stale_worktrees(db: &Db, config: &Config) -> Result<Vec<(PathBuf, String)>> {
     let me = Claimant::current("orch reap");
     let leases = db.leases()?;
     let places = [
-        (crate::gates::worktree::worktrees_dir(config), ""),
-        (std::env::temp_dir(), crate::gates::worktree::CLONE_PREFIX),
+        (crate::gates::worktree::worktrees_dir(config), String::new()),
+        (
+            std::env::temp_dir(),
+            crate::gates::worktree::clone_prefix(config),
+        ),
     ];
     let mut stale = Vec::new();
     for (dir, prefix) in places {
@@ -732,7 +735,7 @@ fn stale_worktrees(db: &Db, config: &Config) -> Result<Vec<(PathBuf, String)>> {
             let Some((pid, created_ms)) = entry
                 .file_name()
                 .to_str()
-                .and_then(|name| name.strip_prefix(prefix))
+                .and_then(|name| name.strip_prefix(prefix.as_str()))
                 .and_then(parse_worktree_name)
             else {
                 continue;

@@ -24,7 +24,21 @@ pub(crate) fn worktrees_dir(config: &Config) -> PathBuf {
 }
 
 /// The prefix of a gate's throwaway clone in the temporary directory.
-pub(crate) const CLONE_PREFIX: &str = "orch-gate-";
+const CLONE_PREFIX: &str = "orch-gate-";
+
+/// The prefix of this database's gate clones in the temporary directory: `orch-gate-<key>-`,
+/// the key a hash of the database's place, so that a reaper prunes only the clones of the
+/// database it reaps — never another database's (another user's, another test's) that share the
+/// temporary directory.
+pub(crate) fn clone_prefix(config: &Config) -> String {
+    let place = std::fs::canonicalize(&config.db_path).unwrap_or_else(|_| config.db_path.clone());
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in place.as_os_str().as_encoded_bytes() {
+        hash ^= u32::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    format!("{CLONE_PREFIX}{hash:08x}-")
+}
 
 /// orch's mirror of the task's repository.
 pub(crate) fn mirror(cx: &GateCx) -> Result<Mirror> {
@@ -139,7 +153,11 @@ pub(crate) fn with_clone(
     f: impl FnOnce(&mut GateCx, &Repo) -> Result<GateResult>,
 ) -> Result<GateResult> {
     let mirror = mirror(cx)?;
-    let path = std::env::temp_dir().join(format!("{CLONE_PREFIX}{}", work_name(cx, gate)));
+    let path = std::env::temp_dir().join(format!(
+        "{}{}",
+        clone_prefix(cx.config),
+        work_name(cx, gate)
+    ));
     let clone = match mirror.clone_at(&path, commit) {
         Ok(c) => c,
         Err(e) => {
@@ -168,7 +186,11 @@ pub(crate) fn with_empty_dir(
     } else {
         std::env::temp_dir()
     };
-    let prefix = if under_state { "" } else { CLONE_PREFIX };
+    let prefix = if under_state {
+        String::new()
+    } else {
+        clone_prefix(cx.config)
+    };
     let dir = parent.join(format!("{prefix}{}", work_name(cx, gate)));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating `{}`", dir.display()))?;
     let _removed = Removed::Dir(dir.clone());
@@ -208,7 +230,8 @@ pub(crate) fn run_gate_command(cx: &mut GateCx, cmd: GateCommand) -> Result<RunR
     let tmpdir = agent_code
         .then(|| -> Result<PathBuf> {
             let dir = std::env::temp_dir().join(format!(
-                "{CLONE_PREFIX}{}-{}-{}-tmp-{}",
+                "{}{}-{}-{}-tmp-{}",
+                clone_prefix(cx.config),
                 safe_id(&cx.task.id),
                 std::process::id(),
                 cmd.gate.name(),

@@ -509,9 +509,8 @@ fn a_panicking_gate_is_an_infra_verdict_and_releases_lease_and_lock() {
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("orch-gate-PANIC-")
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("orch-gate-") && name.contains("-PANIC-")
         })
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");

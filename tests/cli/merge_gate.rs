@@ -31,7 +31,7 @@ fn base_env(cmd: &str) -> Vec<(&'static str, String)> {
         ("ORCH_KILL_GRACE_S", "2".into()),
         ("ORCH_MERGE_INFRA_RETRY_BACKOFF_S", "1".into()),
         ("ORCH_MERGE_DEFER_DELAY_S", "1".into()),
-        ("ORCH_MERGE_DEFER_MAX_ATTEMPTS", "200".into()),
+        ("ORCH_MERGE_DEFER_MAX_ATTEMPTS", "400".into()),
     ]
 }
 

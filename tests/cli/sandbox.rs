@@ -14,7 +14,7 @@ fn gate_env(extra: &[(&str, &str)]) -> Vec<(String, String)> {
         ("ORCH_MERGE_RETEST_TIMEOUT_S", "120"),
         ("ORCH_KILL_GRACE_S", "2"),
         ("ORCH_MERGE_DEFER_DELAY_S", "1"),
-        ("ORCH_MERGE_DEFER_MAX_ATTEMPTS", "300"),
+        ("ORCH_MERGE_DEFER_MAX_ATTEMPTS", "400"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -522,7 +522,7 @@ pub(crate) fn env_with(extra: &[(&str, String)]) -> Vec<(String, String)> {
         ("ORCH_MERGE_INFRA_RETRY_BACKOFF_S".into(), "1".into()),
         ("ORCH_MERGE_DEFER_DELAY_S".into(), "1".into()),
         // Covers the merge lock's whole span (60 + 1 + 120 + 1 s), as `orch doctor` requires.
-        ("ORCH_MERGE_DEFER_MAX_ATTEMPTS".into(), "200".into()),
+        ("ORCH_MERGE_DEFER_MAX_ATTEMPTS".into(), "400".into()),
     ];
     for (k, v) in extra {
         env.retain(|(key, _)| key != k);
