@@ -31,18 +31,16 @@ impl Hogs {
     fn start(n: usize, cpu: Option<u32>) -> Hogs {
         let mut hogs = Hogs(Vec::new());
         for _ in 0..n {
-            let mut cmd = match cpu {
-                Some(cpu) => {
-                    let mut c = Command::new("taskset");
-                    c.args(["-c", &cpu.to_string(), "sh", "-c", SPIN]);
-                    c
-                }
-                None => {
-                    let mut c = Command::new("sh");
-                    c.args(["-c", SPIN]);
-                    c
-                }
-            };
+            // Each hog in a session of its own: under autogroup (the kernel's default on most
+            // desktops and CI images) a session is one scheduling group, so hogs sharing the
+            // test's session would together get one group's share, and the suite (in orch's
+            // own session) half of its CPU however many hogs ran. `setsid` execs in place (a
+            // spawned child is no group leader), so the pid is the hog's.
+            let mut cmd = Command::new("setsid");
+            if let Some(cpu) = cpu {
+                cmd.args(["taskset", "-c", &cpu.to_string()]);
+            }
+            cmd.args(["sh", "-c", SPIN]);
             cmd.stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
