@@ -419,8 +419,19 @@ impl Mirror {
             let parent = dir.parent().expect("a mirror has a parent");
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating `{}`", parent.display()))?;
-            let dir_str = dir.to_string_lossy();
-            run(
+            // Made beside its place and renamed into it: two steps opening a new mirror at once
+            // (two tasks of a repo walked concurrently) must not run `git init` in one directory,
+            // where one fails on the other's config lock. The loser of the rename uses the
+            // winner's.
+            let fresh = parent.join(format!(
+                ".{}.init-{}-{}",
+                dir.file_name()
+                    .map_or("mirror".into(), |n| n.to_string_lossy()),
+                std::process::id(),
+                crate::host::wall_ms()
+            ));
+            let fresh_str = fresh.to_string_lossy();
+            let made = run(
                 command(),
                 &[
                     "init",
@@ -428,9 +439,22 @@ impl Mirror {
                     "--bare",
                     "--template=",
                     "--end-of-options",
-                    &dir_str,
+                    &fresh_str,
                 ],
-            )?;
+            );
+            let placed = made.and_then(|_| {
+                std::fs::rename(&fresh, &dir).or_else(|e| {
+                    if dir.join("HEAD").exists() {
+                        Ok(())
+                    } else {
+                        Err(e).with_context(|| format!("creating `{}`", dir.display()))
+                    }
+                })
+            });
+            if fresh.exists() {
+                let _ = std::fs::remove_dir_all(&fresh);
+            }
+            placed?;
         }
         Mirror::reset_config(&dir)?;
         Ok(Mirror {

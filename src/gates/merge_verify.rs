@@ -231,18 +231,38 @@ fn merge(cx: &mut GateCx, tested: &Tested, command: &str, reran: bool) -> Result
     if matches!(ran.verdict, Verdict::LeaseLost | Verdict::Cancelled { .. }) {
         return Ok(Step::End(ran));
     }
-    let landed = match prove(cx, tested)? {
-        Ok(landed) => landed,
-        Err(reason) => {
-            let mut result = infra(reason);
-            result.run_id = ran.run_id;
-            return Ok(Step::End(result));
-        }
-    };
     let with_run = |mut result: GateResult| {
         result.run_id = ran.run_id;
         Step::End(result)
     };
+    let no_proof = |reason: String| with_run(GateResult::new(GATE, Verdict::NoProof { reason }));
+    let landed = match prove(cx, tested)? {
+        Ok(landed) => landed,
+        // The merge command said yes and the target is gone: that is what landed, not a fetch
+        // to retry.
+        Err(reason)
+            if matches!(ran.verdict, Verdict::Passed { .. })
+                && target_gone(cx).unwrap_or(false) =>
+        {
+            return Ok(no_proof(format!(
+                "ORCH_MERGE_CMD exited 0, but the target `{target}` is gone from the remote ({reason})"
+            )));
+        }
+        Err(reason) => return Ok(with_run(infra(reason))),
+    };
+    // Under the merge lock nothing but this step's merge command moved the target: the commit
+    // that carries the tested tree must be the target itself, not one with more on top.
+    if let MergeProof::Holds { commit } = &landed {
+        let tip = mirror(cx)?.fetched_tip(&target)?;
+        if tip.as_deref() != Some(commit.as_str()) {
+            return Ok(no_proof(format!(
+                "ORCH_MERGE_CMD landed the tested tree of {} as {}, but {target} is now {}, a commit above it that no re-test of this step ran on",
+                tested.describe(),
+                short(commit),
+                tip.as_deref().map_or("unknown", short)
+            )));
+        }
+    }
     Ok(match (&ran.verdict, &landed) {
         (_, MergeProof::Holds { commit }) => Step::End(done(
             tested,
@@ -254,16 +274,11 @@ fn merge(cx: &mut GateCx, tested: &Tested, command: &str, reran: bool) -> Result
             ran.run_id,
         )),
         (_, MergeProof::NothingToMerge) => with_run(nothing_to_merge(cx, tested)),
-        (Verdict::Passed { .. }, landed) => with_run(GateResult::new(
-            GATE,
-            Verdict::NoProof {
-                reason: format!(
-                    "ORCH_MERGE_CMD exited 0, but {} does not hold the tested tree of {}: {}",
-                    target,
-                    tested.describe(),
-                    what_landed(&target, tested, landed)
-                ),
-            },
+        (Verdict::Passed { .. }, landed) => no_proof(format!(
+            "ORCH_MERGE_CMD exited 0, but {} does not hold the tested tree of {}: {}",
+            target,
+            tested.describe(),
+            what_landed(&target, tested, landed)
         )),
         // The command failed while the target still is T: not a fault of the tested code, and
         // the base did not move: infra, re-queued.
@@ -348,6 +363,14 @@ fn prove(cx: &GateCx, tested: &Tested) -> Result<std::result::Result<MergeProof,
         .repo
         .landed(&tested.base, &tested.head, &Mirror::fetched(&task.target))
         .map_err(|e| format!("checking the proof of merge failed: {e:#}")))
+}
+
+/// Whether the remote no longer has the target branch at all (asked only after a failed fetch).
+fn target_gone(cx: &GateCx) -> Result<bool> {
+    Ok(!crate::git::remote_has_branch(
+        &cx.repo.url,
+        &cx.task.target,
+    )?)
 }
 
 /// The pass: the target holds the tested tree.

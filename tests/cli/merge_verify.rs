@@ -227,13 +227,20 @@ fn two_conflicting_tasks_walked_concurrently_the_second_is_red_never_infra() {
         reason.contains("gate merge red: rebase onto main conflicts in shared.txt"),
         "{reason}"
     );
-    assert_eq!(sb.sqlite("SELECT count(*) FROM holds"), "0");
+    assert_eq!(
+        sb.sqlite("SELECT count(*) FROM holds"),
+        "0",
+        "{}",
+        sb.sqlite("SELECT * FROM holds")
+    );
     assert_eq!(sb.sqlite("SELECT count(*) FROM alerts"), "0");
     assert_eq!(
         sb.sqlite(
             "SELECT count(*) FROM gate_events WHERE outcome IN ('timeout', 'other', 'no-proof', 'config', 'exhausted', 'infra-requeued')"
         ),
-        "0"
+        "0",
+        "{}",
+        sb.sqlite("SELECT task_id, edge, gate, outcome, detail FROM gate_events")
     );
     assert_eq!(
         sb.sqlite("SELECT coalesce(sum(infra_attempts), 0) FROM edge_budgets"),
@@ -309,6 +316,54 @@ fn a_merge_command_that_lands_a_different_tree_is_no_proof_naming_what_landed() 
         alerts[0]
     );
     assert_eq!(sb.sqlite("SELECT count(*) FROM alerts"), "1");
+}
+
+/// A merge command that lands H and then an untested commit on top of it (under the merge lock
+/// nothing else moves the target), or that deletes the target, is exit 12 with one alert naming
+/// what is there — never `done`, never an infra retry.
+#[test]
+fn a_merge_command_that_lands_more_than_the_tested_tree_or_deletes_the_target_is_no_proof() {
+    let sb = Sandbox::new();
+    let fx = Fixture::new(&sb);
+    let _ = to_deploy(&sb, &fx, &env(&sb, "ff", &[]), "D4", &[("d.txt", "d\n")]);
+    let forge = format!(
+        "r='{r}'; g() {{ git --git-dir=\"$r\" \"$@\"; }}; g update-ref refs/heads/main \"$ORCH_MERGE_HEAD\" \"$ORCH_MERGE_BASE\" && e=$(g commit-tree \"$ORCH_MERGE_BASE^{{tree}}\" -p \"$ORCH_MERGE_HEAD\" -m evil) && g update-ref refs/heads/main \"$e\"",
+        r = fx.remote.display()
+    );
+    let out = run(
+        &sb,
+        &["advance", "D4", "--to", "done", "--json"],
+        &env(&sb, "ff", &[("ORCH_MERGE_CMD", forge)]),
+    )
+    .expect(12);
+    let tip = fx.remote_ref("main");
+    let message = out.json()["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains(&format!("main is now {}", &tip[..10])),
+        "{message}"
+    );
+    assert_eq!(sb.stage_of("D4").0, "deploy");
+    assert_eq!(alerts_of(&sb).len(), 1);
+
+    let _ = to_deploy(&sb, &fx, &env(&sb, "ff", &[]), "D5", &[("e.txt", "e\n")]);
+    let delete = format!(
+        "git --git-dir='{}' update-ref -d refs/heads/main",
+        fx.remote.display()
+    );
+    let out = run(
+        &sb,
+        &["advance", "D5", "--to", "done", "--json"],
+        &env(&sb, "ff", &[("ORCH_MERGE_CMD", delete)]),
+    )
+    .expect(12);
+    let message = out.json()["message"].as_str().unwrap().to_string();
+    assert!(message.contains("is gone from the remote"), "{message}");
+    assert_eq!(sb.stage_of("D5").0, "deploy");
+    assert_eq!(alerts_of(&sb).len(), 2);
+    assert_eq!(
+        sb.sqlite("SELECT count(*) FROM edge_budgets WHERE task_id = 'D5' AND infra_attempts > 0"),
+        "0"
+    );
 }
 
 /// Acceptance 3, second half (and the old `merge-base --is-ancestor` proof's hole): a merge
